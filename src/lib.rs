@@ -1,0 +1,12 @@
+//! raftkv: an etcd-compatible key-value store built on Raft.
+//!
+//! The crate is layered one way (see `docs/architecture.md`):
+//! - [`raft`]: the deterministic consensus core (no IO, no clock, no global randomness);
+//! - [`wal`]: the durable Raft log on disk;
+//! - [`mvcc`]: the multi-version revisioned key-value store the Raft log drives.
+//!
+//! `raft` and `mvcc` know nothing of each other; the server layer joins them.
+
+pub mod mvcc;
+pub mod raft;
+pub mod wal;
