@@ -125,16 +125,7 @@ impl<D: Disk> Wal<D> {
     /// Makes everything written since the last sync durable with one `fdatasync`: group
     /// commit. Does nothing (no syscall) when nothing was written.
     pub fn sync(&mut self) -> Result<(), WalError> {
-        self.guard(|wal| {
-            if !wal.unsynced {
-                return Ok(());
-            }
-            wal.flush()?;
-            let path = &wal.segments.last().unwrap().path;
-            wal.active.sync_data().map_err(|e| WalError::io(path, e))?;
-            wal.unsynced = false;
-            Ok(())
-        })
+        self.guard(Wal::sync_active)
     }
 
     /// Deletes the oldest segments whose entries are all below `index`, keeping the active
@@ -144,14 +135,22 @@ impl<D: Disk> Wal<D> {
     /// durably flushed at or beyond `index - 1`, because after a crash the node replays only
     /// the entries the WAL still has. Segments are removed oldest first, each removal made
     /// durable before the next, so a crash leaves a consecutive run of segments.
+    ///
+    /// Syncs first if anything is unsynced: a removal is durable at once, so what makes it
+    /// safe (the snapshot marker, the hard state and marker at the head of the segment that
+    /// becomes the first) must be durable before it.
     pub fn release_to(&mut self, index: Index) -> Result<(), WalError> {
         let limit = index.min(self.snapshot.index.next());
         self.guard(|wal| {
-            while wal.segments.len() > 1 {
-                let oldest = &wal.segments[0];
-                if oldest.entry_index_max.is_some_and(|max| max >= limit) {
-                    break;
-                }
+            let releasable = wal.segments[..wal.segments.len() - 1]
+                .iter()
+                .take_while(|segment| segment.entry_index_max.map_or(true, |max| max < limit))
+                .count();
+            if releasable > 0 {
+                wal.sync_active()?;
+            }
+            for _ in 0..releasable {
+                let oldest = wal.segments.remove(0);
                 wal.disk
                     .remove(&oldest.path)
                     .map_err(|e| WalError::io(&oldest.path, e))?;
@@ -159,7 +158,6 @@ impl<D: Disk> Wal<D> {
                     .sync_dir(&wal.dir)
                     .map_err(|e| WalError::io(&wal.dir, e))?;
                 info!(file = %oldest.path.display(), below_index = %limit, "released wal segment");
-                wal.segments.remove(0);
             }
             Ok(())
         })
@@ -275,6 +273,17 @@ impl<D: Disk> Wal<D> {
         if self.buffer.len() >= self.options.buffer_bytes_max {
             self.flush()?;
         }
+        Ok(())
+    }
+
+    fn sync_active(&mut self) -> Result<(), WalError> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        self.flush()?;
+        let path = &self.segments.last().unwrap().path;
+        self.active.sync_data().map_err(|e| WalError::io(path, e))?;
+        self.unsynced = false;
         Ok(())
     }
 
