@@ -144,7 +144,7 @@ impl<D: Disk> Wal<D> {
         self.guard(|wal| {
             let releasable = wal.segments[..wal.segments.len() - 1]
                 .iter()
-                .take_while(|segment| segment.entry_index_max.map_or(true, |max| max < limit))
+                .take_while(|segment| segment.entry_index_max.is_none_or(|max| max < limit))
                 .count();
             if releasable > 0 {
                 wal.sync_active()?;
