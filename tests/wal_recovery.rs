@@ -399,6 +399,28 @@ fn a_crash_right_after_a_segment_cut_recovers_the_previous_segment() {
 }
 
 #[test]
+fn a_last_segment_with_a_torn_header_is_removed() {
+    let disk = MemDisk::new();
+    drop(write_log(&disk, small_segments(), 40));
+    let mut all = segments(&disk);
+    let last = all.pop().unwrap();
+    let (_, before) = open(&copy_of(&disk), small_segments()).unwrap();
+    disk.set_file_bytes(&last, disk.file_bytes(&last).unwrap()[..20].to_vec());
+    let (mut wal, recovered) = open(&disk, small_segments()).unwrap();
+    assert_eq!(segments(&disk), all, "the headerless segment is gone");
+    // Whatever the removed segment held is lost; everything before it is intact.
+    let kept = recovered.entries.len();
+    assert!(kept > 0 && kept <= before.entries.len());
+    assert_eq!(recovered.entries[..], before.entries[..kept]);
+    wal.append(&entries(kept as u64 + 1..=kept as u64 + 5, 2))
+        .unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, recovered) = open(&disk, small_segments()).unwrap();
+    assert_eq!(recovered.entries.len(), kept + 5);
+}
+
+#[test]
 fn an_io_failure_poisons_the_wal() {
     let disk = MemDisk::new();
     let (mut wal, _) = open(&disk, WalOptions::default()).unwrap();
@@ -446,9 +468,20 @@ fn real_files_round_trip_and_repair_a_torn_tail() {
     let mut file = FsDisk.open_append(&last).unwrap();
     file.append(b"\x20\x00\x00\x00torn").unwrap();
     file.sync_data().unwrap();
-    let (_, recovered) = Wal::open(FsDisk, dir.path(), options).unwrap();
+    let (_, recovered) = Wal::open(FsDisk, dir.path(), options.clone()).unwrap();
     assert_eq!(recovered.entries, entries(1..=100, 1));
     assert_eq!(recovered.hard_state, hard_state(50));
+    let nested = dir.path().join("member").join("wal");
+    let (mut wal, _) = Wal::open(FsDisk, &nested, options.clone()).unwrap();
+    wal.append(&entries(1..=3, 1)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, recovered) = Wal::open(FsDisk, &nested, options).unwrap();
+    assert_eq!(
+        recovered.entries,
+        entries(1..=3, 1),
+        "a wal in a new directory works"
+    );
 }
 
 /// A separate disk holding the same live files as `disk` (made durable).

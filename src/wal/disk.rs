@@ -20,7 +20,7 @@ pub trait Disk {
     /// An open file, for appending.
     type File: DiskFile;
 
-    /// Creates `dir` and its parents if missing.
+    /// Creates `dir` and its parents if missing, durably.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
 
     /// Names (not paths) of the files directly in `dir`, in no particular order.
@@ -70,7 +70,15 @@ impl Disk for FsDisk {
     type File = FsFile;
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        if dir.is_dir() {
+            return Ok(());
+        }
+        fs::create_dir_all(dir)?;
+        // Make the new directory's own entry durable, or a crash could lose the whole WAL.
+        match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => self.sync_dir(parent),
+            _ => Ok(()),
+        }
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

@@ -17,7 +17,7 @@ use super::record::Record;
 use super::segment::{parse_segment_name, scan, ScannedSegment};
 use super::window::LogWindow;
 use super::writer::{create_segment, SegmentInfo, Wal, WalOptions};
-use crate::raft::{Entry, HardState, Index, SnapshotMetadata};
+use crate::raft::{ConfState, Entry, HardState, Index, RecoveredState, SnapshotMetadata};
 
 /// What [`Wal::open`] read back: the parts of `raft::RecoveredState` the log holds (the
 /// server adds `conf_state` and `applied` from the state machine).
@@ -30,6 +30,20 @@ pub struct Recovered {
     /// The entries after the snapshot, contiguous from `snapshot.index + 1`, conflicts
     /// resolved (a later record at index `i` replaced the entries from `i` on).
     pub entries: Vec<Entry>,
+}
+
+impl Recovered {
+    /// The Raft core's starting state: what the log held, plus the membership and applied
+    /// index the state machine stored atomically with its data.
+    pub fn into_raft_state(self, conf_state: ConfState, applied: Index) -> RecoveredState {
+        RecoveredState {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot,
+            entries: self.entries,
+            conf_state,
+            applied,
+        }
+    }
 }
 
 /// The state replay builds up, record by record.
