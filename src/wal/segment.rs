@@ -134,6 +134,32 @@ fn find_valid_record(bytes: &[u8], from: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Scanning never panics, whatever the bytes: it is the gateway for disk data.
+        #[test]
+        fn scanning_arbitrary_bytes_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            is_last in proptest::prelude::any::<bool>(),
+        ) {
+            let _ = scan(&bytes, Path::new("/w/x.wal"), 0, Index(1), is_last);
+        }
+
+        /// Whatever follows a valid prefix in the last segment, the scan either keeps every
+        /// record of the prefix or refuses the segment: it never silently drops one.
+        #[test]
+        fn a_valid_prefix_survives_any_tail(
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
+        ) {
+            let mut bytes = Vec::new();
+            record::encode(&Record::SegmentHeader { seq: 0, first_index: Index(1) }, &mut bytes);
+            let prefix = bytes.len() as u64;
+            bytes.extend_from_slice(&tail);
+            if let Ok(scanned) = scan(&bytes, Path::new("/w/x.wal"), 0, Index(1), true) {
+                proptest::prop_assert!(scanned.valid_bytes >= prefix);
+            }
+        }
+    }
+
     #[test]
     fn names_round_trip_and_sort_by_seq() {
         let name = segment_name(10, Index(0xabc));

@@ -50,7 +50,7 @@ pub(crate) struct SegmentInfo {
 /// The durable Raft log. See the [module docs](crate::wal) for the format and the rules.
 ///
 /// Lock order and ownership: a `Wal` is owned by one task (the server's raft loop); it is not
-/// shared, so it holds no lock.
+/// shared, so it holds no lock. Dropping a `Wal` discards records not yet synced.
 pub struct Wal<D: Disk> {
     pub(crate) disk: D,
     pub(crate) dir: PathBuf,
