@@ -123,8 +123,15 @@ fn release_deletes_old_segments_but_keeps_what_recovery_needs() {
     };
     wal.save_snapshot(&snapshot).unwrap();
     wal.sync().unwrap();
+    let dir_syncs = disk.dir_sync_count();
     wal.release_to(Index(1000)).unwrap();
     let remaining = segments(&disk);
+    let removed = (segments_before - remaining.len()) as u64;
+    assert_eq!(
+        disk.dir_sync_count(),
+        dir_syncs + removed,
+        "each removal is made durable"
+    );
     assert!(
         remaining.len() < segments_before,
         "old segments must be removed"

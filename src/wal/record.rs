@@ -72,6 +72,11 @@ impl DecodeError {
     }
 }
 
+/// Whether `byte`, read where a frame's type byte would be, names a record type.
+pub(crate) fn is_record_type(byte: u8) -> bool {
+    (TYPE_SEGMENT_HEADER..=TYPE_SNAPSHOT).contains(&byte)
+}
+
 /// Appends the framed encoding of `record` to `buf` and returns the frame's length.
 ///
 /// The caller must have checked that an entry's data fits (`RECORD_PAYLOAD_BYTES_MAX`).

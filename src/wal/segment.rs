@@ -126,7 +126,7 @@ fn check_header(records: &[(u64, Record)], seq: u64, first_index: Index) -> Resu
 fn find_valid_record(bytes: &[u8], from: usize) -> Option<usize> {
     let last_start = bytes.len().checked_sub(FRAME_HEADER_BYTES)?;
     (from..=last_start)
-        .filter(|&offset| (1..=4).contains(&bytes[offset + 8]))
+        .filter(|&offset| record::is_record_type(bytes[offset + 8]))
         .find(|&offset| record::decode(bytes, offset).is_ok())
 }
 
