@@ -7,7 +7,7 @@
 mod wal_support;
 
 use bytes::Bytes;
-use raftkv::raft::{ConfState, Index, NodeId, SnapshotMetadata, Term};
+use raftkv::raft::{ConfState, HardState, Index, NodeId, SnapshotMetadata, Term};
 use raftkv::wal::{Disk, DiskFile, FsDisk, MemDisk, Recovered, Wal, WalError, WalOptions};
 use wal_support::*;
 
@@ -220,4 +220,33 @@ fn real_files_round_trip_and_repair_a_torn_tail() {
         entries(1..=3, 1),
         "a wal in a new directory works"
     );
+}
+
+#[test]
+fn the_file_layout_matches_the_module_docs_example() {
+    let disk = MemDisk::new();
+    let (mut wal, _) = open(&disk, WalOptions::default()).unwrap();
+    wal.append(&entries(1..=2, 1)).unwrap();
+    wal.set_hard_state(&HardState {
+        term: Term(1),
+        vote: Some(NodeId(1)),
+        commit: Index(1),
+    })
+    .unwrap();
+    wal.sync().unwrap();
+    let files = segments(&disk);
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        (files.len(), name.as_str()),
+        (1, "0000000000000000-0000000000000001.wal")
+    );
+    let bytes = disk.file_bytes(&files[0]).unwrap();
+    let data_bytes = entry(1, 1).data.len() + entry(2, 1).data.len();
+    // header (9 + 24), two entries (9 + 17 + data each), hard state (9 + 24)
+    assert_eq!(bytes.len(), 33 + 2 * 26 + data_bytes + 33);
+    assert_eq!(&bytes[0..4], &24u32.to_le_bytes(), "header payload length");
+    assert_eq!(bytes[8], 1, "header type");
+    assert_eq!(&bytes[9..17], b"rkvwal\x00\x01", "magic and version");
+    assert_eq!(bytes[33 + 8], 2, "entry type");
+    assert_eq!(bytes[bytes.len() - 33 + 8], 3, "hard state type");
 }
