@@ -39,5 +39,10 @@ pub mod raftkvpb {
     include!(concat!(env!("OUT_DIR"), "/raftkvpb.rs"));
 }
 
+/// The encoded `google.protobuf.FileDescriptorSet` of every file in `proto/`: what a gRPC
+/// reflection service serves, and what tests read to check service and method names.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/raftkv_descriptor.bin"));
+
 /// The standard gRPC health service (`grpc.health.v1`), served with the client API.
 pub use tonic_health as health;
