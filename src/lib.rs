@@ -3,10 +3,12 @@
 //! The crate is layered one way (see `docs/architecture.md`):
 //! - [`raft`]: the deterministic consensus core (no IO, no clock, no global randomness);
 //! - [`wal`]: the durable Raft log on disk;
-//! - [`mvcc`]: the multi-version revisioned key-value store the Raft log drives.
+//! - [`mvcc`]: the multi-version revisioned key-value store the Raft log drives;
+//! - [`proto`]: generated protobuf and gRPC code (etcd's API, the peer protocol).
 //!
 //! `raft` and `mvcc` know nothing of each other; the server layer joins them.
 
 pub mod mvcc;
+pub mod proto;
 pub mod raft;
 pub mod wal;
