@@ -10,8 +10,13 @@
 //! paper to this code and for the Ready/advance contract.
 #![deny(missing_docs)]
 
+mod conf_change;
+mod error;
+mod raw_node;
 mod types;
 
+pub use error::Error;
+pub use raw_node::{ProgressState, ProgressStatus, RawNode, Status};
 pub use types::*;
 
 /// Settings of one Raft node. Times are in ticks: the caller decides how long a tick is.
