@@ -20,6 +20,9 @@ pub enum Error {
     /// single-server change may be in flight at a time.
     #[error("a membership change is already pending")]
     ConfChangePending,
+    /// What storage handed back to `RawNode::new` is inconsistent; the text says how.
+    #[error("inconsistent recovered state: {0}")]
+    InvalidRecoveredState(String),
     /// A message was addressed to another node.
     #[error("message addressed to node {to}, this is node {me}")]
     WrongRecipient {

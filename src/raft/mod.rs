@@ -11,12 +11,24 @@
 #![deny(missing_docs)]
 
 mod conf_change;
+mod election;
 mod error;
+mod membership;
+mod node;
+#[cfg(test)]
+mod paper_tests;
+mod progress;
+mod quorum;
+mod raft_log;
 mod raw_node;
+mod read_only;
+mod replication;
+mod snapshot;
 mod types;
 
 pub use error::Error;
-pub use raw_node::{ProgressState, ProgressStatus, RawNode, Status};
+pub use progress::ProgressState;
+pub use raw_node::{ProgressStatus, RawNode, Status};
 pub use types::*;
 
 /// Settings of one Raft node. Times are in ticks: the caller decides how long a tick is.
