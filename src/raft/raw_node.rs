@@ -393,12 +393,6 @@ impl RawNode {
 
     /// White-box access for the paper tests.
     #[cfg(test)]
-    pub(crate) fn raft(&self) -> &Raft {
-        &self.raft
-    }
-
-    /// White-box access for the paper tests.
-    #[cfg(test)]
     pub(crate) fn raft_mut(&mut self) -> &mut Raft {
         &mut self.raft
     }
