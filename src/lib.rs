@@ -9,4 +9,5 @@
 
 pub mod mvcc;
 pub mod raft;
+pub mod sim;
 pub mod wal;
