@@ -390,12 +390,6 @@ impl RawNode {
     pub fn conf_state(&self) -> ConfState {
         self.raft.tracker.conf_state()
     }
-
-    /// White-box access for the paper tests.
-    #[cfg(test)]
-    pub(crate) fn raft_mut(&mut self) -> &mut Raft {
-        &mut self.raft
-    }
 }
 
 /// The gateway check on a configuration.
