@@ -38,7 +38,7 @@ impl ChaosConfig {
     pub fn new(nodes: u64) -> ChaosConfig {
         ChaosConfig {
             nodes,
-            chaos_steps: 1500,
+            chaos_steps: 4000,
             liveness_proposals: 3,
             leader_ticks_max: 200,
             commit_ticks_max: 200,

@@ -213,6 +213,9 @@ impl Cluster {
     fn finish_ready_of(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).expect("finishing an unknown node");
         let done = node.finish_ready(&mut self.history);
+        if let Some(meta) = &done.restored {
+            self.note(|| format!("node {id}: restored snapshot {}/{}", meta.index, meta.term));
+        }
         if !done.applied.is_empty() {
             self.note(|| format!("node {id}: applied {}", format::entries(&done.applied)));
         }

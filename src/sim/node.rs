@@ -18,7 +18,7 @@ use super::disk::Disk;
 use super::history::History;
 use crate::raft::{
     ConfChange, ConfState, Config, Entry, EntryKind, Index, Message, NodeId, RawNode, ReadState,
-    Ready, RecoveredState, Role, SoftState,
+    Ready, RecoveredState, Role, SnapshotMetadata, SoftState,
 };
 
 /// What finishing a Ready produced that the cluster must act on.
@@ -32,6 +32,8 @@ pub struct Finished {
     pub reads: Vec<ReadState>,
     /// The committed entries applied.
     pub applied: Vec<Entry>,
+    /// The snapshot restored into the state machine, if any.
+    pub restored: Option<SnapshotMetadata>,
 }
 
 /// A simulated member.
@@ -158,13 +160,8 @@ impl SimNode {
             ..Finished::default()
         };
         if let Some(snap) = &rd.snapshot {
-            self.app.restore(snap);
-            history.on_restore(
-                self.id,
-                self.app.applied,
-                self.app.applied_term,
-                self.app.chain,
-            );
+            self.restore_app(snap, history);
+            out.restored = Some(snap.metadata.clone());
         }
         for entry in &rd.committed_entries {
             self.app.apply(entry);
@@ -191,6 +188,14 @@ impl SimNode {
         self.raw().advance();
         self.maybe_compact();
         out
+    }
+
+    /// Replaces the state machine with a snapshot's image; the image must match what some
+    /// node applied at that index.
+    fn restore_app(&mut self, snap: &crate::raft::Snapshot, history: &History) {
+        self.app.restore(snap);
+        let app = &self.app;
+        history.on_restore(self.id, app.applied, app.applied_term, app.chain);
     }
 
     /// The application snapshots itself every `compact_every` applied entries.
@@ -254,13 +259,7 @@ impl SimNode {
         history.on_recover(self.id, &recovered);
         self.app = App::new(conf_state, self.record_applied);
         if snap.metadata.index > Index(0) {
-            self.app.restore(snap);
-            history.on_restore(
-                self.id,
-                self.app.applied,
-                self.app.applied_term,
-                self.app.chain,
-            );
+            self.restore_app(snap, history);
         }
         let mut raw = RawNode::new(self.config.clone(), recovered).unwrap_or_else(|e| {
             panic!(

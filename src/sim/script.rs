@@ -16,7 +16,8 @@
 //! Commands (node ids are numbers): `add-nodes N [compact-every=K] [pre-vote=false]
 //! [check-quorum=false]`, `campaign N`, `propose N DATA`, `propose-conf-change N
 //! add-learner|add-voter|remove M`, `deliver` (what is in flight now), `stabilize` (until
-//! quiet), `tick N` (N rounds of: tick every node, stabilize; prints state changes only),
+//! quiet), `tick N [verbose]` (N rounds of: tick every node, stabilize; prints state
+//! changes only, or every message with `verbose`),
 //! `partition A.. | B..`, `block A -> B`, `heal`, `crash N`, `restart N`, `compact N`,
 //! `read-index N CTX`, `transfer-leader N M`, `status`, `log`, `applied N`.
 //! The interpreter does no IO; `tests/golden.rs` reads and writes the files.
@@ -209,6 +210,7 @@ impl Runner {
 
     fn tick(&mut self, args: &[&str]) -> String {
         let rounds: u64 = args.get(1).map_or(1, |n| n.parse().expect("tick N"));
+        let verbose = args.get(2) == Some(&"verbose");
         let c = self.c();
         let mut lines = Vec::new();
         for _ in 0..rounds {
@@ -217,10 +219,13 @@ impl Runner {
             stabilize(c);
             let trace = std::mem::take(&mut c.trace);
             let now = c.now_ticks;
-            let changes = trace
-                .into_iter()
-                .filter(|l| l.starts_with("node ") && !l.contains("applied"));
-            lines.extend(changes.map(|l| format!("tick {now}: {l}")));
+            let keep = |l: &String| verbose || (l.starts_with("node ") && !l.contains("applied"));
+            lines.extend(
+                trace
+                    .into_iter()
+                    .filter(keep)
+                    .map(|l| format!("tick {now}: {l}")),
+            );
         }
         lines.join("\n")
     }
