@@ -19,6 +19,8 @@ mod node;
 mod paper_tests;
 mod progress;
 mod quorum;
+#[cfg(test)]
+mod random_tests;
 mod raft_log;
 mod raw_node;
 mod read_only;

@@ -166,7 +166,9 @@ impl RawNode {
     }
 
     /// The application has applied up to `snapshot.metadata.index` and taken this image:
-    /// drop log entries up to it and keep the snapshot for lagging followers.
+    /// drop log entries up to it and keep the snapshot for lagging followers. After a
+    /// restart, call it once with the snapshot the node recovered from: `RecoveredState`
+    /// carries only its metadata, and a leader needs the image to catch followers up.
     /// Panics if the index is beyond what the application has applied (its bug).
     pub fn compact(&mut self, snapshot: Snapshot) {
         self.raft.compact(snapshot);
@@ -179,6 +181,9 @@ impl RawNode {
     }
 
     /// The outcome of sending the snapshot to `id`; the leader resumes probing either way.
+    /// The transport must report every InstallSnapshot it fails to deliver: until the
+    /// follower acknowledges the snapshot or a failure is reported, the leader sends that
+    /// follower nothing but heartbeats (as in etcd).
     pub fn report_snapshot(&mut self, id: NodeId, success: bool) {
         self.raft.report_snapshot(id, success);
     }
