@@ -45,11 +45,13 @@ pub struct ClusterConfig {
     pub sync_at_once: bool,
     /// Record a text line per event in [`Cluster::trace`].
     pub trace: bool,
+    /// Keep the history and check invariants against it (off only for benchmarks).
+    pub check_history: bool,
 }
 
 impl ClusterConfig {
     /// etcd-like defaults for `seed`: election 10 ticks, heartbeat 1, pre-vote and
-    /// check-quorum on, no compaction, Readys finished at once, no trace.
+    /// check-quorum on, no compaction, Readys finished at once, no trace, history checked.
     pub fn new(seed: u64) -> ClusterConfig {
         ClusterConfig {
             seed,
@@ -61,6 +63,7 @@ impl ClusterConfig {
             record_applied: false,
             sync_at_once: true,
             trace: false,
+            check_history: true,
         }
     }
 }
@@ -89,11 +92,13 @@ impl Cluster {
     /// An empty cluster.
     pub fn new(config: ClusterConfig) -> Cluster {
         let rng = StdRng::seed_from_u64(config.seed);
+        let mut history = History::default();
+        history.off = !config.check_history;
         Cluster {
             config,
             nodes: BTreeMap::new(),
             net: Network::default(),
-            history: History::default(),
+            history,
             rng,
             now_ticks: 0,
             steps: 0,

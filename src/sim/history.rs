@@ -46,6 +46,8 @@ pub struct History {
     reads: HashMap<Bytes, Index>,
     /// How many reads were served and checked.
     pub reads_served: u64,
+    /// Record and check nothing (benchmarks, where history would grow without bound).
+    pub off: bool,
 }
 
 impl History {
@@ -56,16 +58,6 @@ impl History {
             .next_back()
             .copied()
             .unwrap_or_default()
-    }
-
-    /// The term and history hash of the committed entry at `index`, if known.
-    pub fn committed_at(&self, index: Index) -> Option<(Term, u64)> {
-        self.committed.get(&index).copied()
-    }
-
-    /// Whether `payload` was applied somewhere (the proposal is acknowledged).
-    pub fn is_acknowledged(&self, payload: &[u8]) -> bool {
-        self.payloads.contains_key(payload)
     }
 
     /// Where `payload` was applied, if it was.
@@ -80,6 +72,9 @@ impl History {
 
     /// Election safety: `node` is leader in `term`; no other node may ever be.
     pub fn observe_leader(&mut self, node: NodeId, term: Term) -> bool {
+        if self.off {
+            return false;
+        }
         let leader = *self.leaders.entry(term).or_insert(node);
         assert_eq!(
             leader, node,
@@ -111,6 +106,9 @@ impl History {
 
     /// Log matching: `written` was just appended to `node`'s log, now `image`.
     pub fn on_log_write(&mut self, node: NodeId, image: &DiskImage, written: &[Entry]) {
+        if self.off {
+            return;
+        }
         for entry in written {
             let prev_term = image
                 .term(entry.index.prev())
@@ -135,6 +133,9 @@ impl History {
 
     /// State machine safety: `node` applied `entry` and its history now hashes to `chain`.
     pub fn on_apply(&mut self, node: NodeId, entry: &Entry, chain: u64) {
+        if self.off {
+            return;
+        }
         let seen = *self
             .committed
             .entry(entry.index)
@@ -167,6 +168,9 @@ impl History {
     /// State machine safety for snapshots: `node` restored an image standing at
     /// `index`/`term` with history hash `chain`; someone must have applied exactly that.
     pub fn on_restore(&self, node: NodeId, index: Index, term: Term, chain: u64) {
+        if self.off {
+            return;
+        }
         if index == Index(0) {
             return;
         }
@@ -182,6 +186,9 @@ impl History {
     /// A node restarts from `recovered`: its durable commit must not claim more than its
     /// durable log holds, and whatever it holds at or below that commit must be committed.
     pub fn on_recover(&self, node: NodeId, recovered: &RecoveredState) {
+        if self.off {
+            return;
+        }
         for entry in &recovered.entries {
             if entry.index > recovered.hard_state.commit {
                 break;
@@ -199,6 +206,9 @@ impl History {
 
     /// ReadIndex: remember which writes were acknowledged when `context` was issued.
     pub fn on_read_request(&mut self, context: Bytes) {
+        if self.off {
+            return;
+        }
         let acked = self.committed_index();
         self.reads.insert(context, acked);
     }
@@ -206,6 +216,9 @@ impl History {
     /// ReadIndex: `node` serves `state` after applying `applied`; the read must see every
     /// write acknowledged before it was issued.
     pub fn on_read_served(&mut self, node: NodeId, state: &ReadState, applied: Index) {
+        if self.off {
+            return;
+        }
         assert!(
             applied >= state.index,
             "node {node} served a read at {} before applying it",
