@@ -99,6 +99,10 @@ impl Chaos {
         cc.trace = config.trace;
         cc.compact_every = *[0, 3, 5, 10, 25].choose(&mut rng).expect("non-empty");
         cc.heartbeat_interval_ticks = rng.gen_range(1..=3);
+        // Small messages and windows split replication into many rounds, which opens
+        // interleavings (an old-term entry acknowledged apart from the new leader's).
+        cc.msg_bytes_max = *[1, 200, 1 << 20].choose(&mut rng).expect("non-empty");
+        cc.inflight_msgs_max = *[1, 3, 256].choose(&mut rng).expect("non-empty");
         let mut cluster = Cluster::new(cc);
         cluster.bootstrap(config.nodes);
         cluster.net.faults = random_faults(&mut rng);

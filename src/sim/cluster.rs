@@ -37,6 +37,10 @@ pub struct ClusterConfig {
     pub pre_vote: bool,
     /// See [`Config::check_quorum`].
     pub check_quorum: bool,
+    /// See [`Config::msg_bytes_max`].
+    pub msg_bytes_max: u64,
+    /// See [`Config::inflight_msgs_max`].
+    pub inflight_msgs_max: usize,
     /// Each application snapshots itself every this many applied entries (0: never).
     pub compact_every: u64,
     /// Keep every applied entry in the state machine (for printing).
@@ -51,7 +55,8 @@ pub struct ClusterConfig {
 
 impl ClusterConfig {
     /// etcd-like defaults for `seed`: election 10 ticks, heartbeat 1, pre-vote and
-    /// check-quorum on, no compaction, Readys finished at once, no trace, history checked.
+    /// check-quorum on, 1 MiB per message and 256 in flight, no compaction, Readys
+    /// finished at once, no trace, history checked.
     pub fn new(seed: u64) -> ClusterConfig {
         ClusterConfig {
             seed,
@@ -59,6 +64,8 @@ impl ClusterConfig {
             heartbeat_interval_ticks: 1,
             pre_vote: true,
             check_quorum: true,
+            msg_bytes_max: 1024 * 1024,
+            inflight_msgs_max: 256,
             compact_every: 0,
             record_applied: false,
             sync_at_once: true,
@@ -125,6 +132,8 @@ impl Cluster {
         config.heartbeat_interval_ticks = self.config.heartbeat_interval_ticks;
         config.pre_vote = self.config.pre_vote;
         config.check_quorum = self.config.check_quorum;
+        config.msg_bytes_max = self.config.msg_bytes_max;
+        config.inflight_msgs_max = self.config.inflight_msgs_max;
         config.seed = self.config.seed.wrapping_mul(1_000_003).wrapping_add(id.0);
         let c = &self.config;
         let node = SimNode::start(config, conf_state, c.compact_every, c.record_applied);
@@ -283,7 +292,7 @@ impl Cluster {
     /// false when none is due.
     pub fn deliver_one(&mut self) -> bool {
         let nodes = &self.nodes;
-        let can_receive = |to: NodeId| nodes.get(&to).map_or(true, |n| !n.is_busy());
+        let can_receive = |to: NodeId| nodes.get(&to).is_none_or(|n| !n.is_busy());
         let Some(msg) = self.net.pop(self.now_ticks, &mut self.rng, can_receive) else {
             return false;
         };
