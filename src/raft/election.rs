@@ -51,7 +51,13 @@ impl Raft {
         if self.record_vote(self.id, true) {
             return;
         }
-        let voters: Vec<NodeId> = self.tracker.voters.iter().copied().filter(|&v| v != self.id).collect();
+        let voters: Vec<NodeId> = self
+            .tracker
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.id)
+            .collect();
         for to in voters {
             let mut m = Message::new(kind, self.id, to, term);
             m.index = self.log.last_index();
@@ -134,7 +140,12 @@ impl Raft {
     pub(crate) fn transfer_leader(&mut self, to: NodeId) {
         if self.role != Role::Leader {
             if let Some(leader) = self.leader {
-                let mut m = Message::new(MessageKind::TransferLeader, self.id, leader, Default::default());
+                let mut m = Message::new(
+                    MessageKind::TransferLeader,
+                    self.id,
+                    leader,
+                    Default::default(),
+                );
                 m.context = encode_node_id(to);
                 self.send(m);
             }

@@ -46,7 +46,8 @@ impl ProgressTracker {
         self.learners = conf.learners.clone();
         self.progress.clear();
         for &id in self.voters.iter().chain(self.learners.iter()) {
-            self.progress.insert(id, Progress::new(next, self.inflight_msgs_max));
+            self.progress
+                .insert(id, Progress::new(next, self.inflight_msgs_max));
         }
     }
 
@@ -105,7 +106,10 @@ impl ProgressTracker {
             self.learners
         );
         for id in self.voters.iter().chain(self.learners.iter()) {
-            assert!(self.progress.contains_key(id), "member {id} has no progress");
+            assert!(
+                self.progress.contains_key(id),
+                "member {id} has no progress"
+            );
         }
         for (id, pr) in &self.progress {
             assert!(
@@ -140,7 +144,10 @@ impl Raft {
             self.become_follower(self.term, None);
             return;
         }
-        if self.lead_transferee.is_some_and(|t| !self.tracker.is_voter(t)) {
+        if self
+            .lead_transferee
+            .is_some_and(|t| !self.tracker.is_voter(t))
+        {
             self.lead_transferee = None;
         }
         // Removing a voter can shrink the quorum enough to commit pending entries.

@@ -19,9 +19,9 @@ mod node;
 mod paper_tests;
 mod progress;
 mod quorum;
+mod raft_log;
 #[cfg(test)]
 mod random_tests;
-mod raft_log;
 mod raw_node;
 mod read_only;
 mod replication;

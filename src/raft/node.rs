@@ -19,8 +19,8 @@ use super::membership::ProgressTracker;
 use super::raft_log::RaftLog;
 use super::read_only::ReadOnly;
 use super::{
-    Config, Error, Index, Message, MessageKind, NodeId, ReadState, RecoveredState, Role,
-    Snapshot, Term,
+    Config, Error, Index, Message, MessageKind, NodeId, ReadState, RecoveredState, Role, Snapshot,
+    Term,
 };
 
 /// Marks a RequestVote sent because of a leadership transfer (TimeoutNow): receivers
@@ -70,8 +70,11 @@ impl Raft {
             hs.commit,
             recovered.applied,
         );
-        let tracker =
-            ProgressTracker::new(&recovered.conf_state, log.last_index().next(), cfg.inflight_msgs_max);
+        let tracker = ProgressTracker::new(
+            &recovered.conf_state,
+            log.last_index().next(),
+            cfg.inflight_msgs_max,
+        );
         let mut raft = Raft {
             id: cfg.id,
             term: hs.term,
@@ -144,7 +147,11 @@ impl Raft {
     }
 
     pub(crate) fn become_pre_candidate(&mut self) {
-        assert_ne!(self.role, Role::Leader, "leader cannot become pre-candidate");
+        assert_ne!(
+            self.role,
+            Role::Leader,
+            "leader cannot become pre-candidate"
+        );
         // Pre-vote changes neither term nor vote: a node that cannot win disturbs nobody.
         self.votes.clear();
         self.leader = None;
@@ -160,7 +167,11 @@ impl Raft {
     }
 
     pub(crate) fn become_leader(&mut self) {
-        assert_ne!(self.role, Role::Follower, "follower cannot become leader directly");
+        assert_ne!(
+            self.role,
+            Role::Follower,
+            "follower cannot become leader directly"
+        );
         self.reset(self.term);
         self.role = Role::Leader;
         self.leader = Some(self.id);
@@ -218,7 +229,12 @@ impl Raft {
     fn check_quorum_active(&mut self) -> bool {
         let id = self.id;
         let active = super::quorum::has_quorum(&self.tracker.voters, |v| {
-            v == id || self.tracker.progress.get(&v).is_some_and(|p| p.recent_active)
+            v == id
+                || self
+                    .tracker
+                    .progress
+                    .get(&v)
+                    .is_some_and(|p| p.recent_active)
         });
         for (&peer, pr) in self.tracker.progress.iter_mut() {
             if peer != id {
@@ -238,7 +254,10 @@ impl Raft {
 
     pub(crate) fn step(&mut self, m: Message) -> Result<(), Error> {
         if m.to != self.id {
-            return Err(Error::WrongRecipient { to: m.to.0, me: self.id.0 });
+            return Err(Error::WrongRecipient {
+                to: m.to.0,
+                me: self.id.0,
+            });
         }
         if m.from == self.id || m.from.0 == 0 {
             return Ok(());
@@ -270,8 +289,10 @@ impl Raft {
 
     /// A message from a later term. Returns false if it must be ignored.
     fn on_higher_term(&mut self, m: &Message) -> bool {
-        let is_vote_request =
-            matches!(m.kind, MessageKind::RequestVote | MessageKind::RequestPreVote);
+        let is_vote_request = matches!(
+            m.kind,
+            MessageKind::RequestVote | MessageKind::RequestPreVote
+        );
         if is_vote_request && m.context != CAMPAIGN_TRANSFER && self.in_lease() {
             // We heard from a leader recently: this candidate is probably a partitioned
             // node coming back, and must not depose a working leader.
@@ -388,11 +409,8 @@ impl Raft {
                 self.leader = Some(m.from);
                 self.handle_snapshot(m);
             }
-            MessageKind::TimeoutNow => {
-                if self.promotable() {
-                    self.hup(true);
-                }
-            }
+            // `hup` itself refuses if this node is not a voter.
+            MessageKind::TimeoutNow => self.hup(true),
             MessageKind::ReadIndexResponse => self.read_states.push(ReadState {
                 index: m.index,
                 context: m.context,
@@ -422,7 +440,10 @@ fn validate_recovered(r: &RecoveredState) -> Result<(), Error> {
             return bad(format!("entry {} where {} expected", e.index, expect));
         }
         if e.term > r.hard_state.term {
-            return bad(format!("entry {} has term {} above hard state term", e.index, e.term));
+            return bad(format!(
+                "entry {} has term {} above hard state term",
+                e.index, e.term
+            ));
         }
         expect = expect.next();
     }
@@ -431,7 +452,10 @@ fn validate_recovered(r: &RecoveredState) -> Result<(), Error> {
         return bad(format!("applied {} above last index {last}", r.applied));
     }
     if r.hard_state.commit > last {
-        return bad(format!("commit {} above last index {last}", r.hard_state.commit));
+        return bad(format!(
+            "commit {} above last index {last}",
+            r.hard_state.commit
+        ));
     }
     Ok(())
 }

@@ -29,7 +29,10 @@ fn new_node(id: u64, voters: &[u64], learners: &[u64], tweak: &dyn Fn(&mut Confi
     let mut cfg = config(id);
     tweak(&mut cfg);
     let recovered = RecoveredState {
-        conf_state: ConfState { voters: ids(voters), learners: ids(learners) },
+        conf_state: ConfState {
+            voters: ids(voters),
+            learners: ids(learners),
+        },
         ..Default::default()
     };
     RawNode::new(cfg, recovered).unwrap()
@@ -52,15 +55,31 @@ fn msg(kind: MessageKind, from: u64, to: u64, term: u64) -> Message {
 }
 
 fn entry(term: u64, index: u64) -> Entry {
-    Entry { term: Term(term), index: Index(index), kind: EntryKind::Normal, data: Bytes::new() }
+    Entry {
+        term: Term(term),
+        index: Index(index),
+        kind: EntryKind::Normal,
+        data: Bytes::new(),
+    }
 }
 
 /// A node recovered with the given log terms (index i+1 has term `terms[i]`).
 fn node_with_log(id: u64, voters: &[u64], terms: &[u64], term: u64) -> RawNode {
     let recovered = RecoveredState {
-        hard_state: HardState { term: Term(term), vote: None, commit: Index(0) },
-        entries: terms.iter().enumerate().map(|(i, &t)| entry(t, i as u64 + 1)).collect(),
-        conf_state: ConfState { voters: ids(voters), learners: BTreeSet::new() },
+        hard_state: HardState {
+            term: Term(term),
+            vote: None,
+            commit: Index(0),
+        },
+        entries: terms
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| entry(t, i as u64 + 1))
+            .collect(),
+        conf_state: ConfState {
+            voters: ids(voters),
+            learners: BTreeSet::new(),
+        },
         ..Default::default()
     };
     RawNode::new(config(id), recovered).unwrap()
@@ -121,8 +140,14 @@ impl Net {
                 node.apply_conf_change(&ConfChange::decode(&e.data).unwrap());
             }
         }
-        self.applied.entry(id).or_default().extend(rd.committed_entries);
-        self.read_states.entry(id).or_default().extend(rd.read_states);
+        self.applied
+            .entry(id)
+            .or_default()
+            .extend(rd.committed_entries);
+        self.read_states
+            .entry(id)
+            .or_default()
+            .extend(rd.read_states);
         node.advance();
         node.check_invariants();
     }
@@ -190,7 +215,12 @@ impl Net {
     fn applied_data(&self, id: u64) -> Vec<Bytes> {
         self.applied
             .get(&NodeId(id))
-            .map(|es| es.iter().filter(|e| is_app_data(e)).map(|e| e.data.clone()).collect())
+            .map(|es| {
+                es.iter()
+                    .filter(|e| is_app_data(e))
+                    .map(|e| e.data.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -228,7 +258,10 @@ fn stale_term_message_is_ignored() {
     n.step(stale).unwrap();
     assert_eq!(n.leader(), Some(NodeId(2)));
     assert_eq!(n.last_index(), Index(0));
-    assert!(drain(&mut n).is_empty(), "no answer to a stale append without pre-vote/check-quorum");
+    assert!(
+        drain(&mut n).is_empty(),
+        "no answer to a stale append without pre-vote/check-quorum"
+    );
 }
 
 // ---------------------------------------------------------------- §5.2 election
@@ -242,7 +275,10 @@ fn follower_starts_election_after_randomized_election_timeout() {
         ticks += 1;
         assert!(ticks < 20, "no election within 2 * election timeout");
     }
-    assert!(ticks >= 10, "election after {ticks} ticks, before the election timeout");
+    assert!(
+        ticks >= 10,
+        "election after {ticks} ticks, before the election timeout"
+    );
     assert_eq!(n.role(), Role::Candidate);
 }
 
@@ -259,7 +295,10 @@ fn election_timeouts_are_randomized_by_seed() {
     };
     let timeouts: BTreeSet<u32> = (0..30).map(timeout_for).collect();
     assert!(timeouts.len() > 3, "timeouts not randomized: {timeouts:?}");
-    assert!(timeouts.iter().all(|&t| (10..20).contains(&t)), "out of range: {timeouts:?}");
+    assert!(
+        timeouts.iter().all(|&t| (10..20).contains(&t)),
+        "out of range: {timeouts:?}"
+    );
     assert_eq!(timeout_for(7), timeout_for(7), "same seed, same timeout");
 }
 
@@ -273,7 +312,10 @@ fn candidate_increments_term_votes_for_itself_and_requests_votes() {
     let rd = n.ready();
     assert_eq!(rd.hard_state.unwrap().vote, Some(NodeId(1)));
     assert!(rd.must_sync);
-    assert!(rd.messages.is_empty(), "vote requests must wait for the term to be persisted");
+    assert!(
+        rd.messages.is_empty(),
+        "vote requests must wait for the term to be persisted"
+    );
     let to: BTreeSet<NodeId> = rd.persisted_messages.iter().map(|m| m.to).collect();
     assert_eq!(to, ids(&[2, 3]));
     for m in &rd.persisted_messages {
@@ -286,9 +328,11 @@ fn candidate_increments_term_votes_for_itself_and_requests_votes() {
 fn candidate_wins_election_with_majority_of_votes() {
     let mut n = new_node(1, &[1, 2, 3, 4, 5], &[], &|_| {});
     n.campaign();
-    n.step(msg(MessageKind::RequestVoteResponse, 2, 1, 1)).unwrap();
+    n.step(msg(MessageKind::RequestVoteResponse, 2, 1, 1))
+        .unwrap();
     assert_eq!(n.role(), Role::Candidate, "2 of 5 is not a majority");
-    n.step(msg(MessageKind::RequestVoteResponse, 3, 1, 1)).unwrap();
+    n.step(msg(MessageKind::RequestVoteResponse, 3, 1, 1))
+        .unwrap();
     assert_eq!(n.role(), Role::Leader);
 }
 
@@ -326,7 +370,10 @@ fn candidate_starts_new_election_on_split_vote_timeout() {
         n.tick();
     }
     assert_eq!(n.role(), Role::Candidate);
-    assert!(n.term() >= Term(2), "no new election after a timeout without a winner");
+    assert!(
+        n.term() >= Term(2),
+        "no new election after a timeout without a winner"
+    );
 }
 
 #[test]
@@ -349,7 +396,13 @@ fn at_most_one_vote_per_term() {
 fn vote_denied_to_candidate_with_less_up_to_date_log() {
     // Our log ends at 2@term 2. Candidates with a lower last term, or the same last term
     // and a shorter log, are refused; a higher last term wins even with a shorter log.
-    let cases = [(1, 3, false), (2, 1, false), (2, 2, true), (2, 3, true), (3, 1, true)];
+    let cases = [
+        (1, 3, false),
+        (2, 1, false),
+        (2, 2, true),
+        (2, 3, true),
+        (3, 1, true),
+    ];
     for (log_term, index, granted) in cases {
         let mut n = node_with_log(1, &[1, 2, 3], &[1, 2], 2);
         let mut m = msg(MessageKind::RequestVote, 2, 1, 3);
@@ -381,7 +434,10 @@ fn single_node_becomes_leader_and_commits_on_its_own_persist() {
     n.propose(Bytes::from_static(b"x")).unwrap();
     let rd = n.ready();
     assert_eq!(rd.entries.len(), 2, "the no-op and the proposal");
-    assert!(rd.committed_entries.is_empty(), "nothing commits before the leader's own persist");
+    assert!(
+        rd.committed_entries.is_empty(),
+        "nothing commits before the leader's own persist"
+    );
     n.advance();
     assert_eq!(n.commit(), Index(2));
     let rd = n.ready();
@@ -399,7 +455,11 @@ fn new_leader_appends_an_empty_entry_of_its_term() {
     let e = &net.node(1).entries(last, last.next())[0];
     assert_eq!((e.term, e.data.len()), (net.node(1).term(), 0));
     for id in 1..=3 {
-        assert_eq!(net.node(id).commit(), last, "node {id} did not commit the no-op");
+        assert_eq!(
+            net.node(id).commit(),
+            last,
+            "node {id} did not commit the no-op"
+        );
     }
 }
 
@@ -423,9 +483,16 @@ fn leader_sends_append_before_its_own_persist() {
     net.node(1).propose(Bytes::from_static(b"a")).unwrap();
     let rd = net.node(1).ready();
     assert_eq!(rd.entries.len(), 1);
-    let appends: Vec<&Message> =
-        rd.messages.iter().filter(|m| m.kind == MessageKind::Append).collect();
-    assert_eq!(appends.len(), 2, "Appends go out with the leader's write in flight");
+    let appends: Vec<&Message> = rd
+        .messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::Append)
+        .collect();
+    assert_eq!(
+        appends.len(),
+        2,
+        "Appends go out with the leader's write in flight"
+    );
     assert!(rd.persisted_messages.is_empty());
 }
 
@@ -449,9 +516,17 @@ fn follower_commit_follows_leader_commit_capped_at_its_log() {
     m.entries = vec![entry(1, 1), entry(1, 2)];
     m.commit = Index(5);
     n.step(m).unwrap();
-    assert_eq!(n.commit(), Index(2), "cannot commit past the entries it holds");
+    assert_eq!(
+        n.commit(),
+        Index(2),
+        "cannot commit past the entries it holds"
+    );
     let rd = n.ready();
-    assert_eq!(rd.committed_entries.len(), 2, "committed entries may overlap Ready.entries");
+    assert_eq!(
+        rd.committed_entries.len(),
+        2,
+        "committed entries may overlap Ready.entries"
+    );
     assert_eq!(rd.entries.len(), 2);
 }
 
@@ -477,10 +552,18 @@ fn follower_deletes_conflicting_entries_and_appends_new_ones() {
     m.log_term = Term(1);
     m.entries = vec![entry(1, 2), entry(2, 3), entry(2, 4)];
     n.step(m).unwrap();
-    let terms: Vec<u64> = n.entries(Index(1), Index(5)).iter().map(|e| e.term.0).collect();
+    let terms: Vec<u64> = n
+        .entries(Index(1), Index(5))
+        .iter()
+        .map(|e| e.term.0)
+        .collect();
     assert_eq!(terms, vec![1, 1, 2, 2]);
     let rd = n.ready();
-    assert_eq!(rd.entries.first().map(|e| e.index), Some(Index(3)), "storage truncates at 3");
+    assert_eq!(
+        rd.entries.first().map(|e| e.index),
+        Some(Index(3)),
+        "storage truncates at 3"
+    );
 }
 
 #[test]
@@ -498,29 +581,46 @@ fn append_rejection_skips_whole_conflicting_term() {
         if m.kind == MessageKind::Append && m.to == NodeId(2) {
             probes += 1;
         }
-        let target = if m.to == NodeId(1) { &mut leader } else { &mut follower };
+        let target = if m.to == NodeId(1) {
+            &mut leader
+        } else {
+            &mut follower
+        };
         target.step(m).unwrap();
         queue.extend(drain(&mut leader));
         queue.extend(drain(&mut follower));
     }
     assert_eq!(leader.role(), Role::Leader);
-    assert!(probes <= 4, "{probes} Appends needed: back-off did not skip terms");
-    assert_eq!(follower.entries(Index(1), Index(12)), leader.entries(Index(1), Index(12)));
+    assert!(
+        probes <= 4,
+        "{probes} Appends needed: back-off did not skip terms"
+    );
+    assert_eq!(
+        follower.entries(Index(1), Index(12)),
+        leader.entries(Index(1), Index(12))
+    );
 }
 
 #[test]
 fn leader_brings_divergent_follower_logs_in_line() {
     // A follower with extra uncommitted entries of an old term gets them replaced.
     let mut net = Net::new(&[1, 2, 3]);
-    net.nodes.insert(NodeId(3), node_with_log(3, &[1, 2, 3], &[1, 1, 1, 1], 1));
-    net.nodes.insert(NodeId(1), node_with_log(1, &[1, 2, 3], &[1, 2], 2));
-    net.nodes.insert(NodeId(2), node_with_log(2, &[1, 2, 3], &[1, 2], 2));
+    net.nodes
+        .insert(NodeId(3), node_with_log(3, &[1, 2, 3], &[1, 1, 1, 1], 1));
+    net.nodes
+        .insert(NodeId(1), node_with_log(1, &[1, 2, 3], &[1, 2], 2));
+    net.nodes
+        .insert(NodeId(2), node_with_log(2, &[1, 2, 3], &[1, 2], 2));
     net.elect(1);
     net.propose(1, b"z");
     let want = net.node(1).entries(Index(1), Index(100));
     assert_eq!(want.len(), 4);
     for id in [2, 3] {
-        assert_eq!(net.node(id).entries(Index(1), Index(100)), want, "node {id} log differs");
+        assert_eq!(
+            net.node(id).entries(Index(1), Index(100)),
+            want,
+            "node {id} log differs"
+        );
     }
 }
 
@@ -531,16 +631,26 @@ fn leader_only_commits_entries_of_its_own_term_by_counting_replicas() {
     let mut leader = node_with_log(1, &[1, 2, 3], &[1, 2], 2);
     leader.campaign();
     drain(&mut leader);
-    leader.step(msg(MessageKind::RequestVoteResponse, 2, 1, 3)).unwrap();
+    leader
+        .step(msg(MessageKind::RequestVoteResponse, 2, 1, 3))
+        .unwrap();
     assert_eq!(leader.role(), Role::Leader);
     drain(&mut leader);
     let mut ack = msg(MessageKind::AppendResponse, 2, 1, 3);
     ack.index = Index(2);
     leader.step(ack.clone()).unwrap();
-    assert_eq!(leader.commit(), Index(0), "entry 2 is from term 2: replicas do not count");
+    assert_eq!(
+        leader.commit(),
+        Index(0),
+        "entry 2 is from term 2: replicas do not count"
+    );
     ack.index = Index(3);
     leader.step(ack).unwrap();
-    assert_eq!(leader.commit(), Index(3), "the term-3 no-op commits, and 2 with it");
+    assert_eq!(
+        leader.commit(),
+        Index(3),
+        "the term-3 no-op commits, and 2 with it"
+    );
 }
 
 #[test]
@@ -553,27 +663,43 @@ fn probe_state_sends_one_append_at_a_time() {
         net.node(1).propose(Bytes::from_static(b"p")).unwrap();
     }
     let msgs = drain(net.node(1));
-    let to2 = msgs.iter().filter(|m| m.to == NodeId(2) && m.kind == MessageKind::Append).count();
-    assert_eq!(to2, 1, "a probing follower gets one Append until it answers");
-    assert_eq!(net.node(1).status().progress[&NodeId(2)].state, ProgressState::Probe);
+    let to2 = msgs
+        .iter()
+        .filter(|m| m.to == NodeId(2) && m.kind == MessageKind::Append)
+        .count();
+    assert_eq!(
+        to2, 1,
+        "a probing follower gets one Append until it answers"
+    );
+    assert_eq!(
+        net.node(1).status().progress[&NodeId(2)].state,
+        ProgressState::Probe
+    );
 }
 
 /// A leader of {1, 2} whose follower 2 has acknowledged the no-op (so is in Replicate).
 fn leader_with_replicating_follower(tweak: &dyn Fn(&mut Config)) -> RawNode {
     let mut leader = new_node(1, &[1, 2], &[], tweak);
     leader.campaign();
-    leader.step(msg(MessageKind::RequestVoteResponse, 2, 1, 1)).unwrap();
+    leader
+        .step(msg(MessageKind::RequestVoteResponse, 2, 1, 1))
+        .unwrap();
     drain(&mut leader);
     let mut ack = msg(MessageKind::AppendResponse, 2, 1, 1);
     ack.index = Index(1);
     leader.step(ack).unwrap();
     drain(&mut leader);
-    assert_eq!(leader.status().progress[&NodeId(2)].state, ProgressState::Replicate);
+    assert_eq!(
+        leader.status().progress[&NodeId(2)].state,
+        ProgressState::Replicate
+    );
     leader
 }
 
 fn appends_to(msgs: &[Message], to: u64) -> Vec<&Message> {
-    msgs.iter().filter(|m| m.kind == MessageKind::Append && m.to == NodeId(to)).collect()
+    msgs.iter()
+        .filter(|m| m.kind == MessageKind::Append && m.to == NodeId(to))
+        .collect()
 }
 
 #[test]
@@ -584,14 +710,22 @@ fn replicate_state_is_bounded_by_inflight_msgs_max() {
         leader.propose(Bytes::from_static(b"p")).unwrap();
         sent.extend(drain(&mut leader));
     }
-    assert_eq!(appends_to(&sent, 2).len(), 2, "only 2 Appends may be unacknowledged");
+    assert_eq!(
+        appends_to(&sent, 2).len(),
+        2,
+        "only 2 Appends may be unacknowledged"
+    );
     let mut ack = msg(MessageKind::AppendResponse, 2, 1, 1);
     ack.index = Index(2);
     leader.step(ack).unwrap();
     let more = drain(&mut leader);
     let appends = appends_to(&more, 2);
     assert_eq!(appends.len(), 1, "one slot freed, one Append sent");
-    assert_eq!(appends[0].entries.len(), 3, "the freed slot carries all remaining entries");
+    assert_eq!(
+        appends[0].entries.len(),
+        3,
+        "the freed slot carries all remaining entries"
+    );
 }
 
 #[test]
@@ -604,12 +738,18 @@ fn append_messages_respect_msg_bytes_max_but_carry_at_least_one_entry() {
     for data in [&b"0123456789"[..], &[7u8; 100][..], b"a", b"b"] {
         leader.propose(Bytes::copy_from_slice(data)).unwrap();
     }
-    assert!(appends_to(&drain(&mut leader), 2).is_empty(), "probe is paused");
+    assert!(
+        appends_to(&drain(&mut leader), 2).is_empty(),
+        "probe is paused"
+    );
     let mut ack = msg(MessageKind::AppendResponse, 2, 1, 1);
     ack.index = Index(2);
     leader.step(ack).unwrap();
     let sent = drain(&mut leader);
-    let sizes: Vec<usize> = appends_to(&sent, 2).iter().map(|m| m.entries.len()).collect();
+    let sizes: Vec<usize> = appends_to(&sent, 2)
+        .iter()
+        .map(|m| m.entries.len())
+        .collect();
     // Sizes are data + 24: 34, 124, 25, 25. 34 + 124 > 60; 124 alone > 60 but is sent
     // anyway (an entry must get through); 25 + 25 <= 60 share a message.
     assert_eq!(sizes, vec![1, 1, 2]);
@@ -638,14 +778,21 @@ fn follower_forwards_proposal_to_leader() {
     net.elect(1);
     net.propose(2, b"fwd");
     for id in 1..=3 {
-        assert_eq!(net.applied_data(id), vec![Bytes::from_static(b"fwd")], "node {id}");
+        assert_eq!(
+            net.applied_data(id),
+            vec![Bytes::from_static(b"fwd")],
+            "node {id}"
+        );
     }
 }
 
 #[test]
 fn proposal_without_known_leader_is_dropped() {
     let mut n = new_node(1, &[1, 2, 3], &[], &|_| {});
-    assert_eq!(n.propose(Bytes::from_static(b"x")), Err(Error::ProposalDropped));
+    assert_eq!(
+        n.propose(Bytes::from_static(b"x")),
+        Err(Error::ProposalDropped)
+    );
 }
 
 #[test]
@@ -659,7 +806,11 @@ fn committed_entries_are_applied_once_in_log_order() {
     net.tick_all(3);
     for id in 1..=3 {
         let idx: Vec<u64> = net.applied[&NodeId(id)].iter().map(|e| e.index.0).collect();
-        assert_eq!(idx, vec![1, 2, 3, 4], "node {id} applied out of order or twice");
+        assert_eq!(
+            idx,
+            vec![1, 2, 3, 4],
+            "node {id} applied out of order or twice"
+        );
     }
 }
 
@@ -722,11 +873,19 @@ fn leader_steps_down_without_quorum_contact() {
     for _ in 0..9 {
         net.node(1).tick();
     }
-    assert_eq!(net.node(1).role(), Role::Leader, "still within the first window");
+    assert_eq!(
+        net.node(1).role(),
+        Role::Leader,
+        "still within the first window"
+    );
     for _ in 0..11 {
         net.node(1).tick();
     }
-    assert_eq!(net.node(1).role(), Role::Follower, "no quorum heard for a whole window");
+    assert_eq!(
+        net.node(1).role(),
+        Role::Follower,
+        "no quorum heard for a whole window"
+    );
 }
 
 #[test]
@@ -765,7 +924,11 @@ fn rejoining_partitioned_node_does_not_disrupt_leader() {
         net.node(3).tick();
         net.settle();
     }
-    assert_eq!(net.node(3).term(), term, "pre-vote kept the isolated node's term");
+    assert_eq!(
+        net.node(3).term(),
+        term,
+        "pre-vote kept the isolated node's term"
+    );
     net.heal();
     net.tick_all(30);
     assert_eq!(net.node(1).role(), Role::Leader);
@@ -801,7 +964,9 @@ fn node_with_higher_term_is_brought_back_by_stale_leader_stepping_down() {
 fn read_index_waits_for_commit_in_current_term() {
     let mut leader = new_node(1, &[1, 2, 3], &[], &|_| {});
     leader.campaign();
-    leader.step(msg(MessageKind::RequestVoteResponse, 2, 1, 1)).unwrap();
+    leader
+        .step(msg(MessageKind::RequestVoteResponse, 2, 1, 1))
+        .unwrap();
     drain(&mut leader);
     leader.read_index(Bytes::from_static(b"r"));
     let sent = drain(&mut leader);
@@ -818,12 +983,22 @@ fn read_index_waits_for_commit_in_current_term() {
         .iter()
         .filter(|m| m.kind == MessageKind::Heartbeat && !m.context.is_empty())
         .collect();
-    assert_eq!(round.len(), 2, "the commit releases the read into a heartbeat round");
+    assert_eq!(
+        round.len(),
+        2,
+        "the commit releases the read into a heartbeat round"
+    );
     let mut hb_ack = msg(MessageKind::HeartbeatResponse, 2, 1, 1);
     hb_ack.context = round[0].context.clone();
     leader.step(hb_ack).unwrap();
     let rd = leader.ready();
-    assert_eq!(rd.read_states, vec![ReadState { index: Index(1), context: Bytes::from_static(b"r") }]);
+    assert_eq!(
+        rd.read_states,
+        vec![ReadState {
+            index: Index(1),
+            context: Bytes::from_static(b"r")
+        }]
+    );
 }
 
 #[test]
@@ -835,14 +1010,23 @@ fn read_index_needs_heartbeat_quorum() {
     net.isolate(5);
     net.node(1).read_index(Bytes::from_static(b"r"));
     net.settle();
-    assert!(net.read_states[&NodeId(1)].is_empty(), "2 of 5 acks cannot confirm leadership");
+    assert!(
+        net.read_states[&NodeId(1)].is_empty(),
+        "2 of 5 acks cannot confirm leadership"
+    );
     net.cut.retain(|&(a, b)| a != NodeId(3) && b != NodeId(3));
     net.node(1).tick();
     net.settle();
     net.node(1).read_index(Bytes::from_static(b"s"));
     net.settle();
-    let got: Vec<Bytes> = net.read_states[&NodeId(1)].iter().map(|r| r.context.clone()).collect();
-    assert_eq!(got, vec![Bytes::from_static(b"r"), Bytes::from_static(b"s")]);
+    let got: Vec<Bytes> = net.read_states[&NodeId(1)]
+        .iter()
+        .map(|r| r.context.clone())
+        .collect();
+    assert_eq!(
+        got,
+        vec![Bytes::from_static(b"r"), Bytes::from_static(b"s")]
+    );
 }
 
 #[test]
@@ -854,7 +1038,11 @@ fn reads_arriving_together_share_one_heartbeat_round() {
         net.node(1).read_index(Bytes::from_static(ctx));
     }
     net.settle();
-    let heartbeats = net.delivered.iter().filter(|m| m.kind == MessageKind::Heartbeat).count();
+    let heartbeats = net
+        .delivered
+        .iter()
+        .filter(|m| m.kind == MessageKind::Heartbeat)
+        .count();
     assert_eq!(heartbeats, 2, "one round: one heartbeat per follower");
     let states = &net.read_states[&NodeId(1)];
     assert_eq!(states.len(), 3);
@@ -869,7 +1057,10 @@ fn single_voter_read_index_answers_immediately() {
     n.read_index(Bytes::from_static(b"r"));
     let rd = n.ready();
     assert_eq!(rd.read_states.len(), 1);
-    assert!(rd.messages.is_empty(), "no heartbeat round with a single voter");
+    assert!(
+        rd.messages.is_empty(),
+        "no heartbeat round with a single voter"
+    );
 }
 
 #[test]
@@ -880,7 +1071,13 @@ fn follower_read_index_is_forwarded_and_answered_by_leader() {
     net.node(3).read_index(Bytes::from_static(b"f"));
     net.settle();
     let states = &net.read_states[&NodeId(3)];
-    assert_eq!(states, &vec![ReadState { index: Index(2), context: Bytes::from_static(b"f") }]);
+    assert_eq!(
+        states,
+        &vec![ReadState {
+            index: Index(2),
+            context: Bytes::from_static(b"f")
+        }]
+    );
 }
 
 #[test]
@@ -892,7 +1089,10 @@ fn deposed_leader_cannot_serve_reads() {
     net.node(1).read_index(Bytes::from_static(b"stale"));
     net.settle();
     net.tick_all(5);
-    assert!(net.read_states[&NodeId(1)].is_empty(), "old leader confirmed a stale read");
+    assert!(
+        net.read_states[&NodeId(1)].is_empty(),
+        "old leader confirmed a stale read"
+    );
 }
 
 // ---------------------------------------------------------------- leadership transfer
@@ -904,7 +1104,11 @@ fn leader_transfer_to_up_to_date_follower() {
     let term = net.node(1).term();
     net.node(1).transfer_leader(NodeId(2));
     net.settle();
-    assert_eq!(net.node(2).role(), Role::Leader, "the lease must not block a transfer");
+    assert_eq!(
+        net.node(2).role(),
+        Role::Leader,
+        "the lease must not block a transfer"
+    );
     assert_eq!(net.node(2).term(), term.next(), "transfer skips pre-vote");
     assert_eq!(net.node(1).leader(), Some(NodeId(2)));
 }
@@ -921,7 +1125,10 @@ fn leader_transfer_catches_up_lagging_target_first() {
     net.heal();
     net.tick_all(1);
     assert_eq!(net.node(3).role(), Role::Leader);
-    assert_eq!(net.applied_data(3)[..2], [Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+    assert_eq!(
+        net.applied_data(3)[..2],
+        [Bytes::from_static(b"a"), Bytes::from_static(b"b")]
+    );
 }
 
 #[test]
@@ -930,7 +1137,10 @@ fn proposals_are_dropped_during_transfer() {
     net.elect(1);
     net.isolate(2);
     net.node(1).transfer_leader(NodeId(2));
-    assert_eq!(net.node(1).propose(Bytes::from_static(b"x")), Err(Error::ProposalDropped));
+    assert_eq!(
+        net.node(1).propose(Bytes::from_static(b"x")),
+        Err(Error::ProposalDropped)
+    );
 }
 
 #[test]
@@ -943,7 +1153,10 @@ fn transfer_is_aborted_after_an_election_timeout() {
         net.node(1).tick();
     }
     assert_eq!(net.node(1).role(), Role::Leader);
-    assert!(net.node(1).propose(Bytes::from_static(b"x")).is_ok(), "transfer still blocks");
+    assert!(
+        net.node(1).propose(Bytes::from_static(b"x")).is_ok(),
+        "transfer still blocks"
+    );
 }
 
 #[test]
@@ -958,7 +1171,11 @@ fn follower_forwards_transfer_request_to_leader() {
 // ---------------------------------------------------------------- membership
 
 fn conf_change(kind: ConfChangeKind, node: u64) -> ConfChange {
-    ConfChange { kind, node: NodeId(node), context: Bytes::new() }
+    ConfChange {
+        kind,
+        node: NodeId(node),
+        context: Bytes::new(),
+    }
 }
 
 #[test]
@@ -978,8 +1195,16 @@ fn learner_does_not_count_for_commit() {
     net.elect(1);
     net.isolate(2);
     net.propose(1, b"a");
-    assert_eq!(net.node(3).last_index(), Index(2), "the learner receives the log");
-    assert_eq!(net.node(1).commit(), Index(1), "but its ack does not make a quorum");
+    assert_eq!(
+        net.node(3).last_index(),
+        Index(2),
+        "the learner receives the log"
+    );
+    assert_eq!(
+        net.node(1).commit(),
+        Index(1),
+        "but its ack does not make a quorum"
+    );
 }
 
 #[test]
@@ -987,9 +1212,13 @@ fn learner_vote_does_not_count() {
     let mut n = new_node(1, &[1, 2, 3], &[4], &|_| {});
     n.campaign();
     let rd = n.ready();
-    assert!(rd.persisted_messages.iter().all(|m| m.to != NodeId(4)), "learners are not asked");
+    assert!(
+        rd.persisted_messages.iter().all(|m| m.to != NodeId(4)),
+        "learners are not asked"
+    );
     n.advance();
-    n.step(msg(MessageKind::RequestVoteResponse, 4, 1, 1)).unwrap();
+    n.step(msg(MessageKind::RequestVoteResponse, 4, 1, 1))
+        .unwrap();
     assert_eq!(n.role(), Role::Candidate, "a learner's grant is not a vote");
 }
 
@@ -998,19 +1227,30 @@ fn add_learner_then_promote_to_voter() {
     let mut net = Net::new(&[1, 2, 3]);
     net.elect(1);
     net.nodes.insert(NodeId(4), new_node(4, &[], &[], &|_| {}));
-    net.node(1).propose_conf_change(conf_change(ConfChangeKind::AddLearner, 4)).unwrap();
+    net.node(1)
+        .propose_conf_change(conf_change(ConfChangeKind::AddLearner, 4))
+        .unwrap();
     net.settle();
     assert_eq!(net.node(1).conf_state().learners, ids(&[4]));
     net.tick_all(2);
-    assert_eq!(net.node(4).last_index(), net.node(1).last_index(), "learner caught up");
-    net.node(1).propose_conf_change(conf_change(ConfChangeKind::AddVoter, 4)).unwrap();
+    assert_eq!(
+        net.node(4).last_index(),
+        net.node(1).last_index(),
+        "learner caught up"
+    );
+    net.node(1)
+        .propose_conf_change(conf_change(ConfChangeKind::AddVoter, 4))
+        .unwrap();
     net.settle();
     let cs = net.node(1).conf_state();
     assert_eq!((cs.voters, cs.learners), (ids(&[1, 2, 3, 4]), ids(&[])));
     net.isolate(2);
     net.isolate(3);
     net.propose(1, b"x");
-    assert!(!net.applied_data(1).contains(&Bytes::from_static(b"x")), "quorum of 4 is 3");
+    assert!(
+        !net.applied_data(1).contains(&Bytes::from_static(b"x")),
+        "quorum of 4 is 3"
+    );
 }
 
 #[test]
@@ -1019,30 +1259,42 @@ fn second_pending_conf_change_is_refused() {
     net.elect(1);
     net.isolate(2);
     net.isolate(3);
-    net.node(1).propose_conf_change(conf_change(ConfChangeKind::AddLearner, 4)).unwrap();
-    let second = net.node(1).propose_conf_change(conf_change(ConfChangeKind::AddLearner, 5));
+    net.node(1)
+        .propose_conf_change(conf_change(ConfChangeKind::AddLearner, 4))
+        .unwrap();
+    let second = net
+        .node(1)
+        .propose_conf_change(conf_change(ConfChangeKind::AddLearner, 5));
     assert_eq!(second, Err(Error::ConfChangePending));
     net.heal();
     net.tick_all(2);
-    net.node(1).propose_conf_change(conf_change(ConfChangeKind::AddLearner, 5)).unwrap();
+    net.node(1)
+        .propose_conf_change(conf_change(ConfChangeKind::AddLearner, 5))
+        .unwrap();
 }
 
 #[test]
 fn new_leader_refuses_conf_change_until_earlier_entries_applied() {
     let mut net = Net::new(&[1, 2, 3]);
     net.elect(1);
-    net.node(1).propose_conf_change(conf_change(ConfChangeKind::AddLearner, 4)).unwrap();
+    net.node(1)
+        .propose_conf_change(conf_change(ConfChangeKind::AddLearner, 4))
+        .unwrap();
     let mut leader = net.nodes.remove(&NodeId(1)).unwrap();
     // Before the no-op and the change are applied, a second change is refused.
     drain(&mut leader);
-    assert!(leader.propose_conf_change(conf_change(ConfChangeKind::AddLearner, 5)).is_err());
+    assert!(leader
+        .propose_conf_change(conf_change(ConfChangeKind::AddLearner, 5))
+        .is_err());
 }
 
 #[test]
 fn leader_removing_itself_steps_down() {
     let mut net = Net::new(&[1, 2, 3]);
     net.elect(1);
-    net.node(1).propose_conf_change(conf_change(ConfChangeKind::RemoveNode, 1)).unwrap();
+    net.node(1)
+        .propose_conf_change(conf_change(ConfChangeKind::RemoveNode, 1))
+        .unwrap();
     net.settle();
     assert_eq!(net.node(1).role(), Role::Follower);
     assert_eq!(net.node(2).conf_state().voters, ids(&[2, 3]));
@@ -1064,12 +1316,18 @@ fn removing_a_voter_lets_the_remaining_quorum_commit() {
     assert_eq!(net.applied_data(1).len(), 1, "b needs 3 of 4");
     // Remove 4 (3 of {1,2,3,4} is needed to commit the removal: bring 3 back first).
     net.cut.retain(|&(a, b)| a != NodeId(3) && b != NodeId(3));
-    net.node(1).propose_conf_change(conf_change(ConfChangeKind::RemoveNode, 4)).unwrap();
+    net.node(1)
+        .propose_conf_change(conf_change(ConfChangeKind::RemoveNode, 4))
+        .unwrap();
     net.settle();
     assert_eq!(net.node(1).conf_state().voters, ids(&[1, 2, 3]));
     net.isolate(3);
     net.propose(1, b"c");
-    assert_eq!(net.applied_data(1).len(), 3, "with 4 gone, 1 and 2 are a majority");
+    assert_eq!(
+        net.applied_data(1).len(),
+        3,
+        "with 4 gone, 1 and 2 are a majority"
+    );
 }
 
 // ---------------------------------------------------------------- snapshots, restart
@@ -1101,7 +1359,11 @@ fn compaction_drops_applied_prefix() {
     let n = net.node(1);
     assert_eq!(n.first_index(), Index(4));
     assert!(n.entries(Index(1), Index(4)).is_empty());
-    assert_eq!(n.term_at(Index(3)), Some(n.term()), "the compaction point keeps its term");
+    assert_eq!(
+        n.term_at(Index(3)),
+        Some(n.term()),
+        "the compaction point keeps its term"
+    );
     n.check_invariants();
 }
 
@@ -1115,12 +1377,21 @@ fn leader_sends_snapshot_to_follower_behind_compaction() {
     compact_all(&mut net);
     net.heal();
     net.tick_all(1);
-    let snaps: Vec<&Message> =
-        net.delivered.iter().filter(|m| m.kind == MessageKind::InstallSnapshot).collect();
+    let snaps: Vec<&Message> = net
+        .delivered
+        .iter()
+        .filter(|m| m.kind == MessageKind::InstallSnapshot)
+        .collect();
     assert_eq!(snaps.len(), 1);
-    assert_eq!(snaps[0].snapshot.as_ref().unwrap().data, Bytes::from_static(b"image@3"));
+    assert_eq!(
+        snaps[0].snapshot.as_ref().unwrap().data,
+        Bytes::from_static(b"image@3")
+    );
     let n3 = net.node(3);
-    assert_eq!((n3.first_index(), n3.commit(), n3.applied()), (Index(4), Index(3), Index(3)));
+    assert_eq!(
+        (n3.first_index(), n3.commit(), n3.applied()),
+        (Index(4), Index(3), Index(3))
+    );
     // Replication resumes after the snapshot.
     net.node(1).report_snapshot(NodeId(3), true);
     net.propose(1, b"c");
@@ -1132,18 +1403,35 @@ fn leader_sends_snapshot_to_follower_behind_compaction() {
 fn follower_installs_snapshot_through_ready() {
     let mut n = node_with_log(2, &[1, 2], &[1, 1], 1);
     let mut m = msg(MessageKind::InstallSnapshot, 1, 2, 2);
-    let conf_state = ConfState { voters: ids(&[1, 2, 3]), learners: ids(&[]) };
-    let meta = SnapshotMetadata { index: Index(10), term: Term(2), conf_state: conf_state.clone() };
-    m.snapshot = Some(Snapshot { metadata: meta, data: Bytes::from_static(b"img") });
+    let conf_state = ConfState {
+        voters: ids(&[1, 2, 3]),
+        learners: ids(&[]),
+    };
+    let meta = SnapshotMetadata {
+        index: Index(10),
+        term: Term(2),
+        conf_state: conf_state.clone(),
+    };
+    m.snapshot = Some(Snapshot {
+        metadata: meta,
+        data: Bytes::from_static(b"img"),
+    });
     n.step(m).unwrap();
-    assert_eq!(n.conf_state(), conf_state, "membership comes from the snapshot");
+    assert_eq!(
+        n.conf_state(),
+        conf_state,
+        "membership comes from the snapshot"
+    );
     let rd = n.ready();
     assert_eq!(rd.snapshot.as_ref().unwrap().metadata.index, Index(10));
     assert!(rd.entries.is_empty() && rd.committed_entries.is_empty());
     assert!(rd.must_sync);
     assert_eq!(rd.persisted_messages[0].index, Index(10));
     n.advance();
-    assert_eq!((n.applied(), n.last_index(), n.first_index()), (Index(10), Index(10), Index(11)));
+    assert_eq!(
+        (n.applied(), n.last_index(), n.first_index()),
+        (Index(10), Index(10), Index(11))
+    );
     n.check_invariants();
 }
 
@@ -1158,13 +1446,21 @@ fn follower_ignores_stale_snapshot() {
     drain(&mut n);
     let mut m = msg(MessageKind::InstallSnapshot, 1, 2, 1);
     m.snapshot = Some(Snapshot {
-        metadata: SnapshotMetadata { index: Index(2), term: Term(1), conf_state: n.conf_state() },
+        metadata: SnapshotMetadata {
+            index: Index(2),
+            term: Term(1),
+            conf_state: n.conf_state(),
+        },
         data: Bytes::new(),
     });
     n.step(m).unwrap();
     let rd = n.ready();
     assert!(rd.snapshot.is_none());
-    assert_eq!(rd.persisted_messages[0].index, Index(3), "answers with its commit index");
+    assert_eq!(
+        rd.persisted_messages[0].index,
+        Index(3),
+        "answers with its commit index"
+    );
     assert_eq!(n.last_index(), Index(3));
 }
 
@@ -1179,28 +1475,55 @@ fn report_snapshot_failure_moves_progress_back_to_probe() {
     // compacted away, so the next send is a snapshot.
     net.node(1).report_unreachable(NodeId(3));
     net.propose(1, b"b");
-    assert_eq!(net.node(1).status().progress[&NodeId(3)].state, ProgressState::Snapshot);
+    assert_eq!(
+        net.node(1).status().progress[&NodeId(3)].state,
+        ProgressState::Snapshot
+    );
     net.node(1).report_snapshot(NodeId(3), false);
-    assert_eq!(net.node(1).status().progress[&NodeId(3)].state, ProgressState::Probe);
+    assert_eq!(
+        net.node(1).status().progress[&NodeId(3)].state,
+        ProgressState::Probe
+    );
     net.heal();
     net.tick_all(2);
-    assert_eq!(net.node(3).commit(), net.node(1).commit(), "a retry got through");
+    assert_eq!(
+        net.node(3).commit(),
+        net.node(1).commit(),
+        "a retry got through"
+    );
 }
 
 #[test]
 fn restarted_node_recovers_from_its_persisted_state() {
     let recovered = RecoveredState {
-        hard_state: HardState { term: Term(3), vote: Some(NodeId(2)), commit: Index(5) },
-        snapshot: SnapshotMetadata { index: Index(3), term: Term(2), conf_state: ConfState::default() },
+        hard_state: HardState {
+            term: Term(3),
+            vote: Some(NodeId(2)),
+            commit: Index(5),
+        },
+        snapshot: SnapshotMetadata {
+            index: Index(3),
+            term: Term(2),
+            conf_state: ConfState::default(),
+        },
         entries: vec![entry(2, 4), entry(3, 5), entry(3, 6)],
-        conf_state: ConfState { voters: ids(&[1, 2, 3]), learners: ids(&[]) },
+        conf_state: ConfState {
+            voters: ids(&[1, 2, 3]),
+            learners: ids(&[]),
+        },
         applied: Index(4),
     };
     let mut n = RawNode::new(config(1), recovered).unwrap();
-    assert_eq!((n.term(), n.vote(), n.commit()), (Term(3), Some(NodeId(2)), Index(5)));
+    assert_eq!(
+        (n.term(), n.vote(), n.commit()),
+        (Term(3), Some(NodeId(2)), Index(5))
+    );
     assert_eq!((n.first_index(), n.last_index()), (Index(4), Index(6)));
     let rd = n.ready();
-    assert!(rd.hard_state.is_none() && rd.entries.is_empty(), "nothing new to persist");
+    assert!(
+        rd.hard_state.is_none() && rd.entries.is_empty(),
+        "nothing new to persist"
+    );
     let applied: Vec<u64> = rd.committed_entries.iter().map(|e| e.index.0).collect();
     assert_eq!(applied, vec![5], "resumes applying after `applied`");
     n.advance();
@@ -1221,10 +1544,19 @@ fn invalid_config_and_recovered_state_are_rejected() {
     for tweak in bad_configs {
         let mut c = config(1);
         tweak(&mut c);
-        assert!(matches!(RawNode::new(c, ok.clone()), Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            RawNode::new(c, ok.clone()),
+            Err(Error::InvalidConfig(_))
+        ));
     }
-    let gap = RecoveredState { entries: vec![entry(1, 2)], ..Default::default() };
-    assert!(matches!(RawNode::new(config(1), gap), Err(Error::InvalidRecoveredState(_))));
+    let gap = RecoveredState {
+        entries: vec![entry(1, 2)],
+        ..Default::default()
+    };
+    assert!(matches!(
+        RawNode::new(config(1), gap),
+        Err(Error::InvalidRecoveredState(_))
+    ));
 }
 
 #[test]

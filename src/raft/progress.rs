@@ -191,7 +191,12 @@ impl Progress {
     }
 
     pub(crate) fn check_invariants(&self) {
-        assert!(self.matched < self.next, "match {} not below next {}", self.matched, self.next);
+        assert!(
+            self.matched < self.next,
+            "match {} not below next {}",
+            self.matched,
+            self.next
+        );
         assert!(
             self.inflights.len() <= self.inflights.capacity,
             "inflights over capacity"

@@ -79,7 +79,10 @@ mod tests {
     fn committed_index_is_the_majority_match() {
         let voters = set(&[1, 2, 3, 4, 5]);
         let matched = [9, 7, 7, 5, 3];
-        assert_eq!(committed_index(&voters, |id| Index(matched[id.0 as usize - 1])), Index(7));
+        assert_eq!(
+            committed_index(&voters, |id| Index(matched[id.0 as usize - 1])),
+            Index(7)
+        );
         assert_eq!(committed_index(&set(&[1]), |_| Index(4)), Index(4));
     }
 

@@ -54,7 +54,11 @@ impl RaftLog {
         applied: Index,
     ) -> RaftLog {
         for (i, e) in entries.iter().enumerate() {
-            assert_eq!(e.index.0, snapshot_index.0 + 1 + i as u64, "recovered entries not contiguous");
+            assert_eq!(
+                e.index.0,
+                snapshot_index.0 + 1 + i as u64,
+                "recovered entries not contiguous"
+            );
         }
         let last = Index(snapshot_index.0 + entries.len() as u64);
         let log = RaftLog {
@@ -87,7 +91,8 @@ impl RaftLog {
     }
 
     pub(crate) fn last_term(&self) -> Term {
-        self.term(self.last_index()).expect("last entry always has a term")
+        self.term(self.last_index())
+            .expect("last entry always has a term")
     }
 
     /// The term of the entry at `index`, or `None` if compacted away or not yet written.
@@ -132,8 +137,16 @@ impl RaftLog {
     /// Entries in `[lo, hi)`, at most `bytes_max` of them by `Entry::size_bytes` but always
     /// at least one if the range is not empty. The range must be inside the log.
     pub(crate) fn entries(&self, lo: Index, hi: Index, bytes_max: u64) -> Vec<Entry> {
-        assert!(lo > self.snapshot_index, "entries({lo}..) below first index {}", self.first_index());
-        assert!(hi <= self.last_index().next(), "entries(..{hi}) past last {}", self.last_index());
+        assert!(
+            lo > self.snapshot_index,
+            "entries({lo}..) below first index {}",
+            self.first_index()
+        );
+        assert!(
+            hi <= self.last_index().next(),
+            "entries(..{hi}) past last {}",
+            self.last_index()
+        );
         let mut out = Vec::new();
         let mut bytes = 0u64;
         for e in &self.entries[self.offset(lo)..self.offset(lo) + (hi.0 - lo.0) as usize] {
@@ -151,7 +164,10 @@ impl RaftLog {
     pub(crate) fn append_from_leader(&mut self, entries: &[Entry]) {
         let conflict = entries.iter().find(|e| !self.match_term(e.index, e.term));
         let Some(first_new) = conflict else { return };
-        let start = entries.iter().position(|e| e.index == first_new.index).unwrap();
+        let start = entries
+            .iter()
+            .position(|e| e.index == first_new.index)
+            .unwrap();
         assert!(
             first_new.index > self.committed,
             "conflict at {} would truncate committed entries (commit {})",
@@ -184,7 +200,11 @@ impl RaftLog {
         if index <= self.committed {
             return false;
         }
-        assert!(index <= self.last_index(), "commit {index} past last index {}", self.last_index());
+        assert!(
+            index <= self.last_index(),
+            "commit {index} past last index {}",
+            self.last_index()
+        );
         self.committed = index;
         true
     }
@@ -205,7 +225,11 @@ impl RaftLog {
         if index <= self.snapshot_index {
             return;
         }
-        assert!(index <= self.applied, "compact to {index} past applied {}", self.applied);
+        assert!(
+            index <= self.applied,
+            "compact to {index} past applied {}",
+            self.applied
+        );
         let term = self.term(index).expect("applied entry in log");
         let drop = self.offset(index) + 1;
         self.entries.drain(..drop);
@@ -230,11 +254,32 @@ impl RaftLog {
 
     pub(crate) fn check_invariants(&self) {
         let last = self.last_index();
-        assert!(self.applied <= self.applying, "applied {} > applying {}", self.applied, self.applying);
-        assert!(self.applying <= self.committed, "applying {} > commit {}", self.applying, self.committed);
-        assert!(self.committed <= last, "commit {} > last {last}", self.committed);
-        assert!(self.persisted <= self.in_progress, "persisted > in progress");
-        assert!(self.in_progress <= last, "in progress {} > last {last}", self.in_progress);
+        assert!(
+            self.applied <= self.applying,
+            "applied {} > applying {}",
+            self.applied,
+            self.applying
+        );
+        assert!(
+            self.applying <= self.committed,
+            "applying {} > commit {}",
+            self.applying,
+            self.committed
+        );
+        assert!(
+            self.committed <= last,
+            "commit {} > last {last}",
+            self.committed
+        );
+        assert!(
+            self.persisted <= self.in_progress,
+            "persisted > in progress"
+        );
+        assert!(
+            self.in_progress <= last,
+            "in progress {} > last {last}",
+            self.in_progress
+        );
         if self.pending_snapshot.is_none() && self.snapshot_in_progress.is_none() {
             assert!(
                 self.snapshot_index <= self.applied,
@@ -242,10 +287,17 @@ impl RaftLog {
                 self.snapshot_index,
                 self.applied
             );
-            assert!(self.snapshot_index <= self.persisted, "snapshot > persisted");
+            assert!(
+                self.snapshot_index <= self.persisted,
+                "snapshot > persisted"
+            );
         }
         for (i, e) in self.entries.iter().enumerate() {
-            assert_eq!(e.index.0, self.snapshot_index.0 + 1 + i as u64, "log not contiguous");
+            assert_eq!(
+                e.index.0,
+                self.snapshot_index.0 + 1 + i as u64,
+                "log not contiguous"
+            );
         }
     }
 }

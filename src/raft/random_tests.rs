@@ -47,8 +47,14 @@ impl World {
     fn new(seed: u64) -> World {
         let mut rng = StdRng::seed_from_u64(seed);
         let voters: BTreeSet<NodeId> = (1..=5).map(NodeId).collect();
-        let conf_state = ConfState { voters: voters.clone(), learners: BTreeSet::new() };
-        let disk = Disk { conf_state, ..Default::default() };
+        let conf_state = ConfState {
+            voters: voters.clone(),
+            learners: BTreeSet::new(),
+        };
+        let disk = Disk {
+            conf_state,
+            ..Default::default()
+        };
         let pre_vote = rng.gen_bool(0.7);
         let check_quorum = rng.gen_bool(0.7);
         let mut w = World {
@@ -87,14 +93,19 @@ impl World {
         let mut node = RawNode::new(cfg, recovered).unwrap();
         if d.snapshot.index > Index(0) {
             // As a server does at startup: hand the core the image it recovered from.
-            node.compact(Snapshot { metadata: d.snapshot.clone(), data: Bytes::new() });
+            node.compact(Snapshot {
+                metadata: d.snapshot.clone(),
+                data: Bytes::new(),
+            });
         }
         self.nodes.insert(id, Some(node));
     }
 
     /// Plays the application for one node's Ready, in the documented order.
     fn handle_ready(&mut self, id: NodeId) {
-        let Some(node) = self.nodes.get_mut(&id).unwrap().as_mut() else { return };
+        let Some(node) = self.nodes.get_mut(&id).unwrap().as_mut() else {
+            return;
+        };
         if !node.has_ready() {
             return;
         }
@@ -118,8 +129,16 @@ impl World {
             disk.conf_state = s.metadata.conf_state.clone();
         }
         for e in &rd.committed_entries {
-            let prior = self.committed.entry(e.index).or_insert((e.term, e.data.clone()));
-            assert_eq!(*prior, (e.term, e.data.clone()), "state machine safety at {}", e.index);
+            let prior = self
+                .committed
+                .entry(e.index)
+                .or_insert((e.term, e.data.clone()));
+            assert_eq!(
+                *prior,
+                (e.term, e.data.clone()),
+                "state machine safety at {}",
+                e.index
+            );
             if e.kind == EntryKind::ConfChange {
                 disk.conf_state = node.apply_conf_change(&ConfChange::decode(&e.data).unwrap());
             }
@@ -129,16 +148,27 @@ impl World {
     }
 
     fn compact(&mut self, id: NodeId) {
-        let Some(node) = self.nodes.get_mut(&id).unwrap().as_mut() else { return };
+        let Some(node) = self.nodes.get_mut(&id).unwrap().as_mut() else {
+            return;
+        };
         let disk = self.disks.get_mut(&id).unwrap();
         let index = node.applied();
-        let Some(term) = node.term_at(index) else { return };
-        let metadata = SnapshotMetadata { index, term, conf_state: disk.conf_state.clone() };
+        let Some(term) = node.term_at(index) else {
+            return;
+        };
+        let metadata = SnapshotMetadata {
+            index,
+            term,
+            conf_state: disk.conf_state.clone(),
+        };
         if index > disk.snapshot.index {
             disk.entries.retain(|e| e.index > index);
             disk.snapshot = metadata.clone();
         }
-        node.compact(Snapshot { metadata, data: Bytes::new() });
+        node.compact(Snapshot {
+            metadata,
+            data: Bytes::new(),
+        });
     }
 
     fn deliver(&mut self, i: usize) {
@@ -146,7 +176,13 @@ impl World {
         let (from, to, kind) = (m.from, m.to, m.kind);
         let delivered = !self.cut.contains(&(from, to)) && self.nodes[&to].is_some();
         if delivered {
-            self.nodes.get_mut(&to).unwrap().as_mut().unwrap().step(m).unwrap();
+            self.nodes
+                .get_mut(&to)
+                .unwrap()
+                .as_mut()
+                .unwrap()
+                .step(m)
+                .unwrap();
         }
         self.report_snapshot_outcome(from, to, kind, delivered);
     }
@@ -210,11 +246,7 @@ impl World {
                 // handled whole), then restart later.
                 *self.nodes.get_mut(&id).unwrap() = None;
             }
-            92..=94 => {
-                if self.nodes[&id].is_none() {
-                    self.start(id);
-                }
-            }
+            92..=94 if self.nodes[&id].is_none() => self.start(id),
             _ => {}
         }
         for id in ids {
@@ -234,7 +266,12 @@ impl World {
             let lo = n.first_index();
             for e in n.entries(lo, n.commit().next()) {
                 if let Some((term, data)) = self.committed.get(&e.index) {
-                    assert_eq!((*term, data), (e.term, &e.data), "node {id} committed {}", e.index);
+                    assert_eq!(
+                        (*term, data),
+                        (e.term, &e.data),
+                        "node {id} committed {}",
+                        e.index
+                    );
                 }
             }
         }
@@ -265,13 +302,19 @@ impl World {
             }
             self.check();
         }
-        let leader = ids.iter().find(|id| self.nodes[id].as_ref().unwrap().role() == Role::Leader);
+        let leader = ids
+            .iter()
+            .find(|id| self.nodes[id].as_ref().unwrap().role() == Role::Leader);
         let leader = *leader.expect("no leader after healing");
         let commit = self.nodes[&leader].as_ref().unwrap().commit();
         for id in ids {
             let n = self.nodes[&id].as_ref().unwrap();
             let status = self.nodes[&leader].as_ref().unwrap().status();
-            assert_eq!(n.commit(), commit, "node {id} did not catch up: leader {status:?}");
+            assert_eq!(
+                n.commit(),
+                commit,
+                "node {id} did not catch up: leader {status:?}"
+            );
         }
     }
 }
@@ -291,7 +334,10 @@ fn random_faults_preserve_safety_and_heal() {
         run(seed.parse().expect("SEED must be a number"));
         return;
     }
-    let seeds: u64 = std::env::var("RAFT_RANDOM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let seeds: u64 = std::env::var("RAFT_RANDOM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
     for seed in 0..seeds {
         run(seed);
     }

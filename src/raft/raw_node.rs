@@ -28,7 +28,7 @@ use bytes::Bytes;
 
 use super::node::Raft;
 use super::{
-    Config, ConfChange, ConfState, Entry, EntryKind, Error, HardState, Index, Message, NodeId,
+    ConfChange, ConfState, Config, Entry, EntryKind, Error, HardState, Index, Message, NodeId,
     ProgressState, Ready, RecoveredState, Role, Snapshot, SoftState, Term,
 };
 
@@ -90,8 +90,16 @@ impl RawNode {
         validate_config(&config)?;
         let prev_hard_state = recovered.hard_state;
         let raft = Raft::new(config, recovered)?;
-        let prev_soft_state = SoftState { leader: raft.leader, role: raft.role };
-        Ok(RawNode { raft, prev_hard_state, prev_soft_state, outstanding: false })
+        let prev_soft_state = SoftState {
+            leader: raft.leader,
+            role: raft.role,
+        };
+        Ok(RawNode {
+            raft,
+            prev_hard_state,
+            prev_soft_state,
+            outstanding: false,
+        })
     }
 
     /// Advances logical time by one tick: followers may start an election, leaders send
@@ -132,7 +140,12 @@ impl RawNode {
             return Err(Error::ProposalDropped);
         };
         let mut m = Message::new(super::MessageKind::Propose, self.raft.id, leader, Term(0));
-        m.entries.push(Entry { term: Term(0), index: Index(0), kind, data });
+        m.entries.push(Entry {
+            term: Term(0),
+            index: Index(0),
+            kind,
+            data,
+        });
         self.raft.send(m);
         Ok(())
     }
@@ -189,11 +202,18 @@ impl RawNode {
     }
 
     fn soft_state(&self) -> SoftState {
-        SoftState { leader: self.raft.leader, role: self.raft.role }
+        SoftState {
+            leader: self.raft.leader,
+            role: self.raft.role,
+        }
     }
 
     fn hard_state(&self) -> HardState {
-        HardState { term: self.raft.term, vote: self.raft.vote, commit: self.raft.log.committed }
+        HardState {
+            term: self.raft.term,
+            vote: self.raft.vote,
+            commit: self.raft.log.committed,
+        }
     }
 
     /// Whether [`ready`](RawNode::ready) has something to hand out. False while a `Ready`
@@ -217,7 +237,10 @@ impl RawNode {
     /// Hands out the next batch of work. At most one may be outstanding: call
     /// [`advance`](RawNode::advance) before the next `ready` (a bug otherwise: panics).
     pub fn ready(&mut self) -> Ready {
-        assert!(!self.outstanding, "ready() called before advance() of the previous Ready");
+        assert!(
+            !self.outstanding,
+            "ready() called before advance() of the previous Ready"
+        );
         self.raft.flush_read_rounds();
         let log = &mut self.raft.log;
         let snapshot = log.pending_snapshot.take();
@@ -315,7 +338,12 @@ impl RawNode {
         let r = &self.raft;
         r.log.check_invariants();
         r.tracker.check_invariants();
-        assert!(r.log.last_term() <= r.term, "last log term {} above term {}", r.log.last_term(), r.term);
+        assert!(
+            r.log.last_term() <= r.term,
+            "last log term {} above term {}",
+            r.log.last_term(),
+            r.term
+        );
         match r.role {
             Role::Leader => {
                 assert_eq!(r.leader, Some(r.id), "leader does not know it leads");
@@ -326,7 +354,10 @@ impl RawNode {
             Role::PreCandidate | Role::Follower => {}
         }
         if let Some(leader) = r.leader {
-            assert!(r.role != Role::Leader || leader == r.id, "leader field wrong");
+            assert!(
+                r.role != Role::Leader || leader == r.id,
+                "leader field wrong"
+            );
         }
     }
 

@@ -90,7 +90,12 @@ impl Raft {
             self.respond_read(from, context, index);
             return;
         }
-        self.read_only.requests.push_back(ReadRequest { from, context, index, round: 0 });
+        self.read_only.requests.push_back(ReadRequest {
+            from,
+            context,
+            index,
+            round: 0,
+        });
     }
 
     fn committed_in_current_term(&self) -> bool {
@@ -123,8 +128,12 @@ impl Raft {
 
     /// Leader: `from` acknowledged the heartbeat of a round.
     pub(crate) fn read_index_ack(&mut self, from: NodeId, context: &[u8]) {
-        let Some(round) = decode_round(context) else { return };
-        let Some(acks) = self.read_only.acks.get_mut(&round) else { return };
+        let Some(round) = decode_round(context) else {
+            return;
+        };
+        let Some(acks) = self.read_only.acks.get_mut(&round) else {
+            return;
+        };
         acks.insert(from);
         let acks = acks.clone();
         if !has_quorum(&self.tracker.voters, |v| acks.contains(&v)) {
@@ -132,7 +141,12 @@ impl Raft {
         }
         // Leadership is confirmed as of this round, hence for every earlier round too.
         self.read_only.acks.retain(|&r, _| r > round);
-        while self.read_only.requests.front().is_some_and(|r| r.round != 0 && r.round <= round) {
+        while self
+            .read_only
+            .requests
+            .front()
+            .is_some_and(|r| r.round != 0 && r.round <= round)
+        {
             let r = self.read_only.requests.pop_front().unwrap();
             self.respond_read(r.from, r.context, r.index);
         }

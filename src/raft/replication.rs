@@ -23,7 +23,10 @@ use super::{Entry, EntryKind, Error, Index, Message, MessageKind, NodeId, Progre
 
 impl Raft {
     /// Leader: appends proposed entries (kind, data) in the current term and sends them.
-    pub(crate) fn propose_entries(&mut self, entries: Vec<(EntryKind, Bytes)>) -> Result<(), Error> {
+    pub(crate) fn propose_entries(
+        &mut self,
+        entries: Vec<(EntryKind, Bytes)>,
+    ) -> Result<(), Error> {
         assert_eq!(self.role, Role::Leader, "only the leader appends proposals");
         if self.lead_transferee.is_some() {
             return Err(Error::ProposalDropped);
@@ -56,7 +59,12 @@ impl Raft {
             .into_iter()
             .map(|(kind, data)| {
                 index = index.next();
-                Entry { term: self.term, index, kind, data }
+                Entry {
+                    term: self.term,
+                    index,
+                    kind,
+                    data,
+                }
             })
             .collect();
         self.log.truncate_and_append(&entries);
@@ -78,7 +86,8 @@ impl Raft {
         let entries = if pr.next > last {
             Vec::new()
         } else {
-            self.log.entries(pr.next, last.next(), self.cfg.msg_bytes_max)
+            self.log
+                .entries(pr.next, last.next(), self.cfg.msg_bytes_max)
         };
         if entries.is_empty() && !send_if_empty {
             return false;
@@ -90,7 +99,11 @@ impl Raft {
         let sent_last = entries.last().map_or(prev, |e| e.index);
         let count = entries.len();
         m.entries = entries;
-        self.tracker.progress.get_mut(&to).unwrap().sent_entries(sent_last, count);
+        self.tracker
+            .progress
+            .get_mut(&to)
+            .unwrap()
+            .sent_entries(sent_last, count);
         self.send(m);
         true
     }
@@ -106,14 +119,23 @@ impl Raft {
         let index = snapshot.metadata.index;
         let mut m = self.msg(MessageKind::InstallSnapshot, to);
         m.snapshot = Some(snapshot);
-        self.tracker.progress.get_mut(&to).unwrap().become_snapshot(index);
+        self.tracker
+            .progress
+            .get_mut(&to)
+            .unwrap()
+            .become_snapshot(index);
         tracing::info!(id = %self.id, to = %to, index = %index, "sending snapshot");
         self.send(m);
         true
     }
 
     fn peers(&self) -> Vec<NodeId> {
-        self.tracker.progress.keys().copied().filter(|&p| p != self.id).collect()
+        self.tracker
+            .progress
+            .keys()
+            .copied()
+            .filter(|&p| p != self.id)
+            .collect()
     }
 
     pub(crate) fn bcast_append(&mut self) {
@@ -246,7 +268,9 @@ impl Raft {
         if self.role != Role::Leader {
             return;
         }
-        let Some(pr) = self.tracker.progress.get_mut(&id) else { return };
+        let Some(pr) = self.tracker.progress.get_mut(&id) else {
+            return;
+        };
         if pr.state != ProgressState::Snapshot {
             return;
         }

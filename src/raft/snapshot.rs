@@ -60,7 +60,11 @@ impl Raft {
             "compact to {index} beyond applied {}",
             self.log.applied
         );
-        if self.snapshot.as_ref().is_some_and(|s| s.metadata.index >= index) {
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.metadata.index >= index)
+        {
             return;
         }
         if index >= self.log.snapshot_index() {
