@@ -26,11 +26,14 @@ mod raw_node;
 mod read_only;
 mod replication;
 mod snapshot;
+mod status;
+mod step;
 mod types;
 
 pub use error::Error;
 pub use progress::ProgressState;
-pub use raw_node::{ProgressStatus, RawNode, Status};
+pub use raw_node::RawNode;
+pub use status::{ProgressStatus, Status};
 pub use types::*;
 
 /// Settings of one Raft node. Times are in ticks: the caller decides how long a tick is.
