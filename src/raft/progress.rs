@@ -203,3 +203,58 @@ impl Progress {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inflights_free_up_to_acknowledged_index() {
+        let mut inflights = Inflights::new(3);
+        for i in [2, 4, 6] {
+            inflights.add(Index(i));
+        }
+        assert!(inflights.full());
+        inflights.free_le(Index(4));
+        assert_eq!(inflights.len(), 1);
+        assert!(!inflights.full());
+    }
+
+    #[test]
+    fn probe_rejection_jumps_to_hint_but_not_below_match() {
+        let mut pr = Progress::new(Index(11), 8);
+        assert!(pr.maybe_decr_to(Index(10), Index(4)));
+        assert_eq!(pr.next, Index(5));
+        assert!(
+            !pr.maybe_decr_to(Index(10), Index(2)),
+            "stale: we no longer probe at 10"
+        );
+        pr.maybe_update(Index(3));
+        assert!(pr.maybe_decr_to(Index(4), Index(0)));
+        assert_eq!(pr.next, Index(4), "never below match + 1");
+    }
+
+    #[test]
+    fn replicate_rejection_falls_back_to_match() {
+        let mut pr = Progress::new(Index(1), 8);
+        pr.maybe_update(Index(5));
+        pr.become_replicate();
+        pr.sent_entries(Index(9), 4);
+        assert_eq!(pr.next, Index(10));
+        assert!(
+            !pr.maybe_decr_to(Index(5), Index(5)),
+            "rejection at or below match is stale"
+        );
+        assert!(pr.maybe_decr_to(Index(7), Index(6)));
+        assert_eq!(pr.next, Index(6));
+    }
+
+    #[test]
+    fn snapshot_state_resumes_after_snapshot_index() {
+        let mut pr = Progress::new(Index(3), 8);
+        pr.become_snapshot(Index(20));
+        assert!(pr.is_paused());
+        pr.become_probe();
+        assert_eq!(pr.next, Index(21));
+    }
+}

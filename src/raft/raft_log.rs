@@ -301,3 +301,119 @@ impl RaftLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::raft::EntryKind;
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry {
+            term: Term(term),
+            index: Index(index),
+            kind: EntryKind::Normal,
+            data: Bytes::new(),
+        }
+    }
+
+    fn log_with_terms(terms: &[u64]) -> RaftLog {
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| entry(t, i as u64 + 1))
+            .collect();
+        RaftLog::new(Index(0), Term(0), entries, Index(0), Index(0))
+    }
+
+    #[test]
+    fn find_conflict_by_term_returns_last_index_with_term_at_most_given() {
+        let log = log_with_terms(&[1, 1, 1, 4, 4, 5, 5, 6, 6, 6]);
+        assert_eq!(
+            log.find_conflict_by_term(Index(10), Term(3)),
+            (Index(3), Term(1))
+        );
+        assert_eq!(
+            log.find_conflict_by_term(Index(10), Term(5)),
+            (Index(7), Term(5))
+        );
+        assert_eq!(
+            log.find_conflict_by_term(Index(10), Term(6)),
+            (Index(10), Term(6))
+        );
+        assert_eq!(
+            log.find_conflict_by_term(Index(20), Term(6)),
+            (Index(10), Term(6))
+        );
+        assert_eq!(
+            log.find_conflict_by_term(Index(10), Term(0)),
+            (Index(0), Term(0))
+        );
+    }
+
+    #[test]
+    fn truncation_pulls_persisted_mark_back() {
+        let mut log = log_with_terms(&[1, 1, 1]);
+        assert_eq!(log.persisted, Index(3));
+        log.append_from_leader(&[entry(1, 2), entry(2, 3), entry(2, 4)]);
+        assert_eq!(
+            log.persisted,
+            Index(2),
+            "entry 3 was replaced, so it is not persisted"
+        );
+        assert_eq!(log.unpersisted_entries(), &[entry(2, 3), entry(2, 4)]);
+        log.check_invariants();
+    }
+
+    #[test]
+    fn append_from_leader_ignores_entries_already_present() {
+        let mut log = log_with_terms(&[1, 1, 2]);
+        log.append_from_leader(&[entry(1, 1), entry(1, 2)]);
+        assert_eq!(
+            log.last_index(),
+            Index(3),
+            "a stale, shorter Append must not truncate"
+        );
+        assert_eq!(log.persisted, Index(3));
+    }
+
+    #[test]
+    fn compaction_keeps_term_of_compaction_point() {
+        let mut log = log_with_terms(&[1, 2, 3, 3]);
+        log.commit_to(Index(3));
+        log.applying = Index(3);
+        log.applied = Index(3);
+        log.compact(Index(2));
+        assert_eq!(
+            (log.first_index(), log.term(Index(2)), log.term(Index(1))),
+            (Index(3), Some(Term(2)), None)
+        );
+        assert_eq!(
+            log.entries(Index(3), Index(5), u64::MAX),
+            vec![entry(3, 3), entry(3, 4)]
+        );
+        log.check_invariants();
+    }
+
+    #[test]
+    fn entries_respects_bytes_max_but_returns_at_least_one() {
+        let log = log_with_terms(&[1, 1, 1]);
+        assert_eq!(log.entries(Index(1), Index(4), 0).len(), 1);
+        assert_eq!(
+            log.entries(Index(1), Index(4), 48).len(),
+            2,
+            "24 bytes each"
+        );
+        assert_eq!(log.entries(Index(1), Index(4), 47).len(), 1);
+    }
+
+    #[test]
+    fn up_to_date_compares_last_term_then_length() {
+        let log = log_with_terms(&[1, 2, 2]);
+        assert!(log.is_up_to_date(Index(3), Term(2)));
+        assert!(log.is_up_to_date(Index(1), Term(3)));
+        assert!(!log.is_up_to_date(Index(2), Term(2)));
+        assert!(!log.is_up_to_date(Index(9), Term(1)));
+    }
+}
