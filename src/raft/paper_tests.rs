@@ -73,7 +73,12 @@ fn entry(term: u64, index: u64) -> Entry {
 
 /// A node recovered with the given log terms (index i+1 has term `terms[i]`).
 fn node_with_log(id: u64, voters: &[u64], terms: &[u64], term: u64) -> RawNode {
-    let recovered = RecoveredState {
+    RawNode::new(config(id), recovered_log(voters, terms, term)).unwrap()
+}
+
+/// What a node with the given log terms (and no vote, nothing committed) recovers.
+fn recovered_log(voters: &[u64], terms: &[u64], term: u64) -> RecoveredState {
+    RecoveredState {
         hard_state: HardState {
             term: Term(term),
             vote: None,
@@ -89,8 +94,7 @@ fn node_with_log(id: u64, voters: &[u64], terms: &[u64], term: u64) -> RawNode {
             learners: BTreeSet::new(),
         },
         ..Default::default()
-    };
-    RawNode::new(config(id), recovered).unwrap()
+    }
 }
 
 /// Application data (not a no-op, not a membership change).

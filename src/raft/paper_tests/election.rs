@@ -238,3 +238,77 @@ fn new_leader_appends_an_empty_entry_of_its_term() {
         );
     }
 }
+
+#[test]
+fn follower_does_not_campaign_while_hearing_from_leader() {
+    let mut n = new_node(1, &[1, 2, 3], &[], &|_| {});
+    for _ in 0..100 {
+        n.tick();
+        n.step(msg(MessageKind::Heartbeat, 2, 1, 1)).unwrap();
+    }
+    assert_eq!(n.role(), Role::Follower);
+    assert_eq!(n.term(), Term(1));
+}
+
+#[test]
+fn leader_sends_heartbeats_every_heartbeat_interval() {
+    let mut net = Net::build(&[1, 2, 3], &[], &|c| c.heartbeat_interval_ticks = 3);
+    net.elect(1);
+    let mut counts = Vec::new();
+    for _ in 0..6 {
+        net.node(1).tick();
+        let hb = drain(net.node(1))
+            .iter()
+            .filter(|m| m.kind == MessageKind::Heartbeat)
+            .count();
+        counts.push(hb);
+    }
+    assert_eq!(counts, vec![0, 0, 2, 0, 0, 2]);
+}
+
+#[test]
+fn campaign_is_ignored_by_leader() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    let term = net.node(1).term();
+    net.node(1).campaign();
+    assert_eq!(
+        (net.node(1).role(), net.node(1).term()),
+        (Role::Leader, term)
+    );
+}
+
+#[test]
+fn candidate_ignores_vote_responses_from_earlier_terms() {
+    let mut n = new_node(1, &[1, 2, 3], &[], &|_| {});
+    n.campaign();
+    n.campaign();
+    assert_eq!(n.term(), Term(2));
+    n.step(msg(MessageKind::RequestVoteResponse, 2, 1, 1))
+        .unwrap();
+    assert_eq!(
+        n.role(),
+        Role::Candidate,
+        "a term-1 vote does not count in term 2"
+    );
+    n.step(msg(MessageKind::RequestVoteResponse, 2, 1, 2))
+        .unwrap();
+    assert_eq!(n.role(), Role::Leader);
+}
+
+#[test]
+fn voter_resets_election_timer_when_granting_vote() {
+    let mut n = new_node(1, &[1, 2, 3], &[], &|c| c.seed = 1);
+    for _ in 0..9 {
+        n.tick();
+    }
+    n.step(msg(MessageKind::RequestVote, 2, 1, 1)).unwrap();
+    for _ in 0..9 {
+        n.tick();
+    }
+    assert_eq!(
+        n.role(),
+        Role::Follower,
+        "granting a vote restarts the election timeout"
+    );
+}

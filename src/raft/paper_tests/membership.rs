@@ -162,3 +162,74 @@ fn removing_a_voter_lets_the_remaining_quorum_commit() {
         "with 4 gone, 1 and 2 are a majority"
     );
 }
+
+#[test]
+fn follower_forwards_conf_change_to_leader() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    net.node(2)
+        .propose_conf_change(conf_change(ConfChangeKind::AddLearner, 4))
+        .unwrap();
+    net.settle();
+    for id in 1..=3 {
+        assert_eq!(net.node(id).conf_state().learners, ids(&[4]), "node {id}");
+    }
+}
+
+#[test]
+fn removed_node_does_not_campaign() {
+    let mut n = new_node(1, &[1, 2, 3], &[], &|_| {});
+    n.apply_conf_change(&conf_change(ConfChangeKind::RemoveNode, 1));
+    for _ in 0..100 {
+        n.tick();
+    }
+    assert_eq!((n.role(), n.term()), (Role::Follower, Term(0)));
+}
+
+#[test]
+fn promoted_learner_can_campaign() {
+    let mut n = new_node(3, &[1, 2], &[3], &|_| {});
+    n.apply_conf_change(&conf_change(ConfChangeKind::AddVoter, 3));
+    n.campaign();
+    assert_eq!(n.role(), Role::Candidate);
+}
+
+#[test]
+fn no_campaign_while_a_committed_conf_change_is_unapplied() {
+    let mut n = new_node(1, &[1, 2, 3], &[], &|_| {});
+    let mut m = msg(MessageKind::Append, 2, 1, 1);
+    let cc = conf_change(ConfChangeKind::RemoveNode, 3);
+    m.entries = vec![Entry {
+        term: Term(1),
+        index: Index(1),
+        kind: EntryKind::ConfChange,
+        data: cc.encode(),
+    }];
+    m.commit = Index(1);
+    n.step(m).unwrap();
+    n.campaign();
+    assert_eq!(
+        n.role(),
+        Role::Follower,
+        "the configuration to campaign in is not known yet"
+    );
+    let rd = n.ready();
+    assert_eq!(rd.committed_entries.len(), 1);
+    n.apply_conf_change(&cc);
+    n.advance();
+    n.campaign();
+    assert_eq!(n.role(), Role::Candidate);
+}
+
+#[test]
+fn transfer_to_learner_is_ignored() {
+    let mut net = Net::build(&[1, 2], &[3], &|_| {});
+    net.elect(1);
+    net.node(1).transfer_leader(NodeId(3));
+    assert!(
+        net.node(1).propose(Bytes::from_static(b"x")).is_ok(),
+        "no transfer started"
+    );
+    net.settle();
+    assert_eq!(net.node(1).role(), Role::Leader);
+}

@@ -140,3 +140,40 @@ fn node_with_higher_term_is_brought_back_by_stale_leader_stepping_down() {
         assert_eq!(net.node(id).leader(), Some(leader), "node {id}");
     }
 }
+
+#[test]
+fn pre_vote_is_rejected_when_log_is_behind() {
+    let mut n = node_with_log(2, &[1, 2, 3], &[1, 2], 2);
+    let mut m = msg(MessageKind::RequestPreVote, 1, 2, 3);
+    m.index = Index(5);
+    m.log_term = Term(1);
+    n.step(m).unwrap();
+    let resp = drain(&mut n).pop().unwrap();
+    assert!(resp.reject);
+    assert_eq!(
+        resp.term,
+        Term(2),
+        "the rejection carries the voter's own term"
+    );
+}
+
+#[test]
+fn pre_candidate_that_loses_stays_in_its_term() {
+    let mut net = Net::build(&[1, 2, 3], &[], &pre_vote_and_check_quorum);
+    net.elect(1);
+    net.propose(1, b"a");
+    // Node 3 missed entry 2 and asks for pre-votes: its log is behind, so it loses.
+    let mut cfg = config(3);
+    pre_vote_and_check_quorum(&mut cfg);
+    let lagging = RawNode::new(cfg, recovered_log(&[1, 2, 3], &[1], 1)).unwrap();
+    net.nodes.insert(NodeId(3), lagging);
+    for id in [1, 2] {
+        for _ in 0..20 {
+            net.node(id).tick();
+        }
+        drain(net.node(id));
+    }
+    net.campaign(3);
+    assert_ne!(net.node(3).role(), Role::Leader);
+    assert_eq!(net.node(3).term(), Term(1));
+}

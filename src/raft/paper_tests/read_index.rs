@@ -137,3 +137,10 @@ fn deposed_leader_cannot_serve_reads() {
         "old leader confirmed a stale read"
     );
 }
+
+#[test]
+fn read_index_without_known_leader_is_dropped() {
+    let mut n = new_node(1, &[1, 2, 3], &[], &|_| {});
+    n.read_index(Bytes::from_static(b"r"));
+    assert!(!n.has_ready(), "nothing to send, nothing to answer");
+}

@@ -352,3 +352,93 @@ fn committed_entries_are_applied_once_in_log_order() {
         );
     }
 }
+
+#[test]
+fn duplicate_append_is_idempotent() {
+    let mut n = new_node(1, &[1, 2, 3], &[], &|_| {});
+    let mut m = msg(MessageKind::Append, 2, 1, 1);
+    m.entries = vec![entry(1, 1), entry(1, 2)];
+    n.step(m.clone()).unwrap();
+    drain(&mut n);
+    n.step(m).unwrap();
+    let rd = n.ready();
+    assert!(rd.entries.is_empty(), "nothing to persist again");
+    assert_eq!(rd.persisted_messages[0].index, Index(2));
+    assert_eq!(n.last_index(), Index(2));
+}
+
+#[test]
+fn append_below_commit_is_answered_with_commit_index() {
+    let mut n = new_node(1, &[1, 2, 3], &[], &|_| {});
+    let mut m = msg(MessageKind::Append, 2, 1, 1);
+    m.entries = vec![entry(1, 1), entry(1, 2), entry(1, 3)];
+    m.commit = Index(3);
+    n.step(m).unwrap();
+    drain(&mut n);
+    let mut old = msg(MessageKind::Append, 2, 1, 1);
+    old.entries = vec![entry(1, 1)];
+    n.step(old).unwrap();
+    let resp = drain(&mut n).pop().unwrap();
+    assert_eq!((resp.reject, resp.index), (false, Index(3)));
+}
+
+#[test]
+fn report_unreachable_moves_replicating_follower_to_probe() {
+    let mut leader = leader_with_replicating_follower(&|_| {});
+    leader.report_unreachable(NodeId(2));
+    assert_eq!(
+        leader.status().progress[&NodeId(2)].state,
+        ProgressState::Probe
+    );
+}
+
+#[test]
+fn heartbeat_response_resumes_a_paused_probe() {
+    let mut leader = leader_with_replicating_follower(&|_| {});
+    leader.report_unreachable(NodeId(2));
+    leader.propose(Bytes::from_static(b"a")).unwrap();
+    assert_eq!(appends_to(&drain(&mut leader), 2).len(), 1);
+    leader.propose(Bytes::from_static(b"b")).unwrap();
+    assert!(
+        appends_to(&drain(&mut leader), 2).is_empty(),
+        "paused until 2 answers"
+    );
+    leader
+        .step(msg(MessageKind::HeartbeatResponse, 2, 1, 1))
+        .unwrap();
+    let resent = drain(&mut leader);
+    assert_eq!(
+        appends_to(&resent, 2).len(),
+        1,
+        "the heartbeat answer unpauses the probe"
+    );
+}
+
+#[test]
+fn ready_is_not_reissued_until_advance() {
+    let mut n = new_node(1, &[1], &[], &|_| {});
+    n.campaign();
+    let rd = n.ready();
+    assert!(!rd.entries.is_empty());
+    assert!(!n.has_ready(), "one Ready outstanding at a time");
+    n.advance();
+    assert!(
+        n.has_ready(),
+        "the leader's own persist committed the no-op"
+    );
+    let rd = n.ready();
+    assert!(rd.entries.is_empty(), "entries are handed out once");
+    assert_eq!(rd.committed_entries.len(), 1);
+    n.advance();
+    assert!(!n.has_ready());
+}
+
+#[test]
+fn messages_are_never_addressed_to_self() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    net.propose(2, b"a");
+    net.node(1).read_index(Bytes::from_static(b"r"));
+    net.tick_all(3);
+    assert!(net.delivered.iter().all(|m| m.from != m.to));
+}
