@@ -11,4 +11,5 @@
 pub mod mvcc;
 pub mod proto;
 pub mod raft;
+pub mod sim;
 pub mod wal;

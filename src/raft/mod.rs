@@ -10,8 +10,30 @@
 //! paper to this code and for the Ready/advance contract.
 #![deny(missing_docs)]
 
+mod conf_change;
+mod election;
+mod error;
+mod membership;
+mod node;
+#[cfg(test)]
+mod paper_tests;
+mod progress;
+mod quorum;
+mod raft_log;
+#[cfg(test)]
+mod random_tests;
+mod raw_node;
+mod read_only;
+mod replication;
+mod snapshot;
+mod status;
+mod step;
 mod types;
 
+pub use error::Error;
+pub use progress::ProgressState;
+pub use raw_node::RawNode;
+pub use status::{ProgressStatus, Status};
 pub use types::*;
 
 /// Settings of one Raft node. Times are in ticks: the caller decides how long a tick is.
