@@ -1,2 +1,45 @@
 //! The multi-version concurrency control store: etcd's revisioned key-value model.
+//!
+//! Every write request gets the next store-wide *revision*; every version of every key is
+//! kept under its revision in a [`backend::Backend`] until *compaction* removes history
+//! that no read can reach any more; an in-memory [`index::Index`] of per-key *generations*
+//! answers which revision of a key was visible at any revision. See `docs/mvcc.md` for the
+//! concepts with worked examples and the durability rule.
+//!
+//! Entry points: [`Store::open`] on a [`SledBackend`] or [`MemBackend`];
+//! [`Store::range`] for reads; [`Store::begin_apply`] -> [`ApplyBatch`] for writes (put,
+//! delete_range, txn, compact, server records) committed with the applied Raft index;
+//! [`Store::compact_step`] for physical compaction; [`Store::hash_kv`];
+//! [`Store::snapshot`] / [`import_snapshot`]; [`Store::defrag`]; [`Store::db_size`];
+//! [`Store::sync_durable`]. This module knows nothing of Raft or of the server.
 #![deny(missing_docs)]
+
+pub mod backend;
+mod compaction;
+mod compare;
+pub mod error;
+mod hash;
+pub mod index;
+pub mod key_index;
+pub mod kv;
+mod range;
+pub mod revision;
+mod snapshot;
+mod store;
+mod txn;
+pub mod validate;
+
+pub use backend::mem::MemBackend;
+pub use backend::sled::{SledBackend, SledConfig};
+pub use backend::{Backend, Bucket};
+pub use compaction::{CompactionProgress, COMPACTION_BATCH_KEYS};
+pub use error::{GrpcCode, MvccError, Result};
+pub use hash::KvHash;
+pub use kv::*;
+pub use revision::Revision;
+pub use snapshot::{import_snapshot, DefragReport, SnapshotReader, SNAPSHOT_MAGIC};
+pub use store::{DbSize, Store};
+pub use txn::{ApplyBatch, CommitOutcome, LeaseCheck};
+pub use validate::{
+    validate_delete_range, validate_put, validate_range, validate_txn, MAX_TXN_OPS_DEFAULT,
+};
