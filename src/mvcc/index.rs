@@ -41,28 +41,6 @@ impl KeyRange {
             KeyRange::Between(start, end) => key >= start.as_slice() && key < end.as_slice(),
         }
     }
-
-    /// True if the two ranges share a key (used by the txn duplicate-key check).
-    pub fn overlaps(&self, other: &KeyRange) -> bool {
-        let (a0, a1) = self.bounds();
-        let (b0, b1) = other.bounds();
-        let a_before_b_end = b1.as_ref().map_or(true, |e| a0 < *e);
-        let b_before_a_end = a1.as_ref().map_or(true, |e| b0 < *e);
-        a_before_b_end && b_before_a_end
-    }
-
-    /// The range as `[start, end)` with `None` = unbounded (a single key k ends at k+"\0").
-    fn bounds(&self) -> (Vec<u8>, Option<Vec<u8>>) {
-        match self {
-            KeyRange::Single(k) => {
-                let mut end = k.clone();
-                end.push(0);
-                (k.clone(), Some(end))
-            }
-            KeyRange::From(s) => (s.clone(), None),
-            KeyRange::Between(s, e) => (s.clone(), Some(e.clone())),
-        }
-    }
 }
 
 /// Sorted keys -> their generations.
@@ -230,16 +208,6 @@ mod tests {
         );
         let (_, at_3) = idx.range(&KeyRange::new(b"\0", b"\0"), 3, 0);
         assert_eq!(at_3, 2, "only keys created by revision 3");
-    }
-
-    #[test]
-    fn overlap() {
-        let single = KeyRange::new(b"b", b"");
-        assert!(single.overlaps(&KeyRange::new(b"a", b"c")));
-        assert!(!single.overlaps(&KeyRange::new(b"c", b"\0")));
-        assert!(single.overlaps(&KeyRange::new(b"b", b"")));
-        assert!(!single.overlaps(&KeyRange::new(b"a", b"b")));
-        assert!(!single.overlaps(&KeyRange::new(b"ba", b"")));
     }
 
     #[test]

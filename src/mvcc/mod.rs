@@ -26,6 +26,8 @@ mod range;
 pub mod revision;
 mod snapshot;
 mod store;
+#[cfg(test)]
+mod store_tests;
 mod txn;
 pub mod validate;
 

@@ -167,10 +167,7 @@ impl<B: Backend> SnapshotReader<B> {
 impl<B: Backend> Read for SnapshotReader<B> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos >= self.buf.len() {
-            match self
-                .next_chunk()
-                .map_err(|e| io::Error::new(io::ErrorKind::Other, e))?
-            {
+            match self.next_chunk().map_err(io::Error::other)? {
                 Some(chunk) => {
                     self.buf = chunk;
                     self.pos = 0;
