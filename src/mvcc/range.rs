@@ -5,7 +5,8 @@
 //! revision, before the min/max revision filters and before `limit`; the filters run on the
 //! fetched kvs, then the sort, then `limit` cuts and sets `more`. With no sort (or KEY
 //! ascending) results are key-ascending; a sort on another target with order NONE means
-//! ASCEND. `count_only` returns no kvs and `more = false`. Ties in a sort keep key order.
+//! ASCEND (applied, as in etcd, to the first `limit + 1` keys only when a limit is set).
+//! `count_only` returns no kvs and `more = false`. Ties in a sort keep key order.
 //! Called by [`super::store::Store::range`] and by the write transaction for reads inside
 //! a Txn; it never writes.
 
@@ -100,9 +101,11 @@ impl<B: Backend> View<'_, B> {
             || req.max_mod_revision != 0
             || req.min_create_revision != 0
             || req.max_create_revision != 0;
-        // One more than the limit tells whether more exist; sorting or filtering needs all.
+        // One more than the limit tells whether more exist; an explicit sort or a filter
+        // needs all. etcd tests the requested order, not the effective one: a non-KEY target
+        // with order NONE sorts only the first limit+1 keys, and so do we.
         let fetch_limit = match req.limit {
-            l if l > 0 && order == SortOrder::None && !filtered => l as usize + 1,
+            l if l > 0 && req.sort_order == SortOrder::None && !filtered => l as usize + 1,
             _ => 0,
         };
         let fetch_limit = if req.count_only { 1 } else { fetch_limit };

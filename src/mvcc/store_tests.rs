@@ -141,6 +141,17 @@ fn range_options_follow_etcd() {
         vec!["d", "c", "a", "b"],
         "NONE on VALUE = ascend"
     );
+    let quirk = RangeRequest {
+        sort_target: SortTarget::Value,
+        limit: 2,
+        ..range_req("a", "\0")
+    };
+    let r = s.range(&quirk).unwrap();
+    assert_eq!(
+        (keys(&r), r.more),
+        (vec!["c".into(), "a".into()], true),
+        "etcd sorts limit+1 keys"
+    );
     let by_key_desc = RangeRequest {
         sort_order: SortOrder::Descend,
         limit: 1,
