@@ -128,7 +128,7 @@ impl<B: Backend> Store<B> {
             batch.put(Bucket::Meta, META_FINISHED_COMPACT_REV.to_vec(), bytes);
         }
         self.backend.write(batch)?;
-        self.key_bucket_bytes -= freed;
+        self.key_bucket_bytes = self.key_bucket_bytes.saturating_sub(freed);
         if finished {
             self.compaction = None;
             tracing::info!(revision, "finished compaction");
