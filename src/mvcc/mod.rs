@@ -19,6 +19,7 @@ mod compaction;
 mod compare;
 pub mod error;
 mod hash;
+mod history;
 pub mod index;
 pub mod key_index;
 pub mod kv;

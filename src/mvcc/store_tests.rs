@@ -735,3 +735,43 @@ fn randomized_against_naive_model() {
         }
     }
 }
+
+#[test]
+fn history_events_and_leased_keys() {
+    let mut s = Store::open(MemBackend::new()).unwrap();
+    let mut b = s.begin_apply().unwrap();
+    b.put(&PutRequest {
+        lease: 9,
+        ..put_req("a", "1")
+    })
+    .unwrap(); // 2
+    b.put(&put_req("b", "1")).unwrap(); // 3
+    b.put(&put_req("a", "2")).unwrap(); // 4
+    b.delete_range(&del_req("a", "")).unwrap(); // 5
+    let live = b.commit(1).unwrap().events;
+    let replay = s.events_in(b"\0", b"\0", 2, 5, true, 100).unwrap();
+    assert_eq!(replay, live, "history replays exactly the committed events");
+    let only_a = s.events_in(b"a", b"", 3, 5, false, 1).unwrap();
+    assert_eq!(only_a.len(), 1);
+    assert_eq!(
+        (only_a[0].kind, only_a[0].kv.mod_revision),
+        (EventType::Put, 4)
+    );
+    assert!(matches!(
+        s.events_in(b"a", b"", 3, 6, false, 9),
+        Err(MvccError::FutureRevision)
+    ));
+    let mut b = s.begin_apply().unwrap();
+    b.put(&PutRequest {
+        lease: 7,
+        ..put_req("c", "1")
+    })
+    .unwrap();
+    b.compact(4).unwrap();
+    b.commit(2).unwrap();
+    assert!(matches!(
+        s.events_in(b"a", b"", 3, 6, false, 9),
+        Err(MvccError::Compacted)
+    ));
+    assert_eq!(s.leased_keys().unwrap(), vec![(b"c".to_vec(), 7)]);
+}
