@@ -23,6 +23,8 @@ mod history;
 pub mod index;
 pub mod key_index;
 pub mod kv;
+#[cfg(test)]
+mod persistence_tests;
 mod range;
 pub mod revision;
 mod snapshot;
