@@ -129,6 +129,7 @@ impl<B: Backend> Store<B> {
         }
         self.backend.write(batch)?;
         self.key_bucket_bytes = self.key_bucket_bytes.saturating_sub(freed);
+        self.key_bucket_entries = self.key_bucket_entries.saturating_sub(deleted as u64);
         if finished {
             self.compaction = None;
             tracing::info!(revision, "finished compaction");

@@ -43,7 +43,7 @@ pub use hash::KvHash;
 pub use kv::*;
 pub use revision::Revision;
 pub use snapshot::{import_snapshot, DefragReport, SnapshotReader, SNAPSHOT_MAGIC};
-pub use store::{DbSize, Store};
+pub use store::{DbSize, DurableSyncPoint, Store};
 pub use txn::{ApplyBatch, CommitOutcome, LeaseCheck};
 pub use validate::{
     validate_delete_range, validate_put, validate_range, validate_txn, MAX_TXN_OPS_DEFAULT,

@@ -156,7 +156,11 @@ fn snapshot_round_trip_and_corruption() {
     b.put_app_meta(b"member/1", b"m".to_vec());
     b.commit(5).unwrap();
     let mut image = Vec::new();
-    std::io::Read::read_to_end(&mut s.snapshot().unwrap(), &mut image).unwrap();
+    let mut reader = s.snapshot().unwrap();
+    let total = reader.total_bytes();
+    std::io::Read::read_to_end(&mut reader, &mut image).unwrap();
+    drop(reader);
+    assert_eq!(image.len() as u64, total, "total_bytes is exact");
     put_all(&mut s, &[("later", "x")], 6); // not in the image
     let restored = import_snapshot(image.as_slice(), MemBackend::new()).unwrap();
     assert_eq!(
@@ -301,6 +305,13 @@ fn randomized_against_naive_model() {
                 let hash = s.hash_kv(0).unwrap();
                 s = Store::open(backend.clone()).unwrap();
                 assert_eq!(s.hash_kv(0).unwrap(), hash, "hash across reopen");
+                let mut image = Vec::new();
+                let mut reader = s.snapshot().unwrap();
+                let total = reader.total_bytes();
+                std::io::Read::read_to_end(&mut reader, &mut image).unwrap();
+                assert_eq!(image.len() as u64, total, "seed {seed} step {step}");
+                let restored = import_snapshot(image.as_slice(), MemBackend::new()).unwrap();
+                assert_eq!(restored.hash_kv(0).unwrap(), hash, "hash across snapshot");
             }
             assert_eq!(s.current_revision(), m.current);
             let at = rng.gen_range(s.compact_revision().max(1)..=m.current);

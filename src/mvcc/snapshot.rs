@@ -65,8 +65,12 @@ pub struct SnapshotReader<B: Backend> {
     pos: usize,
     applied_index: u64,
     revision: i64,
+    total_bytes: u64,
     _guard: ExportGuard,
 }
+
+/// Bytes of one record of a `key_len + value_len` byte entry: tag and two length fields.
+const RECORD_OVERHEAD_BYTES: u64 = 9;
 
 fn push_record(out: &mut Vec<u8>, bucket: Bucket, key: &[u8], value: &[u8]) {
     out.push(bucket.tag());
@@ -94,6 +98,12 @@ impl<B: Backend> Store<B> {
         }
         let mut header = SNAPSHOT_MAGIC.to_vec();
         header.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+        let meta_bytes: u64 = meta
+            .iter()
+            .map(|(k, v)| RECORD_OVERHEAD_BYTES + (k.len() + v.len()) as u64)
+            .sum();
+        let key_bytes = self.key_bucket_bytes + RECORD_OVERHEAD_BYTES * self.key_bucket_entries;
+        let total_bytes = header.len() as u64 + key_bytes + meta_bytes + 1 + 32;
         let mut hasher = Sha256::new();
         hasher.update(&header);
         Ok(SnapshotReader {
@@ -106,6 +116,7 @@ impl<B: Backend> Store<B> {
             pos: 0,
             applied_index: self.applied_index,
             revision: self.current_revision,
+            total_bytes,
             _guard: guard,
         })
     }
@@ -120,6 +131,12 @@ impl<B: Backend> SnapshotReader<B> {
     /// The store revision the image holds.
     pub fn revision(&self) -> i64 {
         self.revision
+    }
+
+    /// Length of the whole stream in bytes, known up front (for the Snapshot RPC's
+    /// `remaining_bytes`): computed from the store's count of key-bucket entries and bytes.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
     }
 
     /// The next piece of the stream (a few hundred KiB at most), None at the end.

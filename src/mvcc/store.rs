@@ -44,6 +44,22 @@ pub struct DbSize {
     pub db_size_in_use_bytes: u64,
 }
 
+/// An applied index waiting to be made durable; see [`Store::durable_sync_point`].
+#[derive(Debug)]
+pub struct DurableSyncPoint<B: Backend> {
+    backend: Arc<B>,
+    applied_index: u64,
+}
+
+impl<B: Backend> DurableSyncPoint<B> {
+    /// fsync the backend; returns the applied index that is now durable (the WAL may be
+    /// released up to it).
+    pub fn sync(self) -> Result<u64> {
+        self.backend.sync_durable()?;
+        Ok(self.applied_index)
+    }
+}
+
 /// The revisioned key-value store over a [`Backend`]. See the module doc.
 #[derive(Debug)]
 pub struct Store<B: Backend> {
@@ -59,6 +75,8 @@ pub struct Store<B: Backend> {
     pub(crate) compaction: Option<CompactionJob>,
     /// Bytes of key-bucket entries (keys + values) now stored.
     pub(crate) key_bucket_bytes: u64,
+    /// Number of key-bucket entries now stored.
+    pub(crate) key_bucket_entries: u64,
     /// Bytes of the meta bucket when opened.
     pub(crate) meta_bytes_at_open: u64,
     /// Snapshot exports in progress; physical compaction pauses while > 0.
@@ -102,6 +120,7 @@ impl<B: Backend> Store<B> {
             applied_index,
             compaction: None,
             key_bucket_bytes: 0,
+            key_bucket_entries: 0,
             meta_bytes_at_open: 0,
             exports_active: Arc::new(AtomicUsize::new(0)),
             poisoned: false,
@@ -139,6 +158,7 @@ impl<B: Backend> Store<B> {
         let kv = decode_key_value(v)?;
         let rev = bk.revision;
         self.key_bucket_bytes += (k.len() + v.len()) as u64;
+        self.key_bucket_entries += 1;
         self.current_revision = self.current_revision.max(rev.main);
         if !bk.tombstone {
             let created = Revision::new(kv.create_revision, 0);
@@ -230,9 +250,17 @@ impl<B: Backend> Store<B> {
     /// Make everything committed so far durable and return the applied index that is now
     /// durable: the WAL may release entries at or below it, and only those.
     pub fn sync_durable(&self) -> Result<u64> {
-        let applied = self.applied_index;
-        self.backend.sync_durable()?;
-        Ok(applied)
+        self.durable_sync_point().sync()
+    }
+
+    /// Capture the applied index now, to make it durable later without holding the store
+    /// (the fsync takes milliseconds; applies can go on meanwhile). Everything committed
+    /// before this call is covered by [`DurableSyncPoint::sync`].
+    pub fn durable_sync_point(&self) -> DurableSyncPoint<B> {
+        DurableSyncPoint {
+            backend: self.backend.clone(),
+            applied_index: self.applied_index,
+        }
     }
 
     /// The backend (for tests and tools that inspect it).

@@ -343,6 +343,7 @@ impl<B: Backend> ApplyBatch<'_, '_, B> {
         let key = rev.to_key_bytes(tombstone);
         let value = encode_key_value(kv);
         self.store.key_bucket_bytes += (key.len() + value.len()) as u64;
+        self.store.key_bucket_entries += 1;
         self.batch.put(Bucket::Key, key, value);
     }
 }
