@@ -336,3 +336,77 @@ fn randomized_against_naive_model() {
         }
     }
 }
+
+/// A backend whose reads and writes fail on demand: a dying disk.
+#[derive(Clone, Default)]
+struct FlakyBackend {
+    inner: MemBackend,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FlakyBackend {
+    fn check(&self) -> Result<()> {
+        match self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            true => Err(MvccError::Backend("injected failure".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Backend for FlakyBackend {
+    fn get(&self, bucket: Bucket, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check()?;
+        self.inner.get(bucket, key)
+    }
+    fn scan(&self, b: Bucket, s: &[u8], e: Option<&[u8]>, n: usize) -> Result<Vec<backend::Entry>> {
+        self.check()?;
+        self.inner.scan(b, s, e, n)
+    }
+    fn write(&self, batch: backend::WriteBatch) -> Result<()> {
+        self.check()?;
+        self.inner.write(batch)
+    }
+    fn sync_durable(&self) -> Result<()> {
+        self.check()?;
+        self.inner.sync_durable()
+    }
+    fn size_bytes(&self) -> Result<u64> {
+        self.inner.size_bytes()
+    }
+    fn defragment(&self) -> Result<Self> {
+        Ok(self.clone())
+    }
+}
+
+#[test]
+fn backend_failure_poisons_until_reopen() {
+    let backend = FlakyBackend::default();
+    let mut s = Store::open(backend.clone()).unwrap();
+    put_all(&mut s, &[("a", "1")], 1);
+    let mut b = s.begin_apply().unwrap();
+    b.put(&put_req("b", "1")).unwrap();
+    backend
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(
+        b.put(&put_req("a", "2")),
+        Err(MvccError::Backend(_))
+    ));
+    backend
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        matches!(b.commit(2), Err(MvccError::Poisoned)),
+        "a poisoned batch writes nothing"
+    );
+    assert!(matches!(
+        s.range(&range_req("a", "")),
+        Err(MvccError::Poisoned)
+    ));
+    let s = Store::open(backend).unwrap();
+    assert_eq!(
+        (s.current_revision(), s.applied_index()),
+        (2, 1),
+        "nothing of batch 2 landed"
+    );
+}

@@ -80,7 +80,7 @@ impl<B: Backend> Store<B> {
 }
 
 impl<B: Backend> ApplyBatch<'_, '_, B> {
-    /// A read view; `in_request` = the open request's writer, whose writes it sees.
+    /// A read view; with `writer` (the open request) it sees that request's writes too.
     fn view(&self, writer: Option<&Writer>) -> View<'_, B> {
         let current = match writer {
             Some(w) if w.sub > 0 => w.main,
@@ -114,9 +114,10 @@ impl<B: Backend> ApplyBatch<'_, '_, B> {
     /// `LeaseProvided`, `LeaseNotFound`.
     pub fn put(&mut self, req: &PutRequest) -> Result<PutResponse> {
         super::validate::validate_put(req)?;
-        self.check_put(req, None)?;
+        self.check_put(req)?;
         let mut w = self.writer();
-        let mut resp = self.do_put(req, &mut w)?;
+        let done = self.do_put(req, &mut w);
+        let mut resp = self.executed(done)?;
         resp.revision = self.finish(w);
         Ok(resp)
     }
@@ -125,7 +126,8 @@ impl<B: Backend> ApplyBatch<'_, '_, B> {
     pub fn delete_range(&mut self, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {
         super::validate::validate_delete_range(req)?;
         let mut w = self.writer();
-        let mut resp = self.do_delete_range(req, &mut w)?;
+        let done = self.do_delete_range(req, &mut w);
+        let mut resp = self.executed(done)?;
         resp.revision = self.finish(w);
         Ok(resp)
     }
@@ -139,7 +141,8 @@ impl<B: Backend> ApplyBatch<'_, '_, B> {
         let path = txn_path(&self.view(None), req)?;
         self.check_txn(req, &mut path.iter())?;
         let mut w = self.writer();
-        let mut resp = self.do_txn(req, &mut path.iter(), &mut w)?;
+        let done = self.do_txn(req, &mut path.iter(), &mut w);
+        let mut resp = self.executed(done)?;
         let revision = self.finish(w);
         set_revisions(&mut resp, revision);
         Ok(resp)
@@ -164,14 +167,16 @@ impl<B: Backend> ApplyBatch<'_, '_, B> {
     }
 
     /// Write everything, with `applied_index`, in one atomic backend write. On failure the
-    /// store is poisoned (reopen it). Returns the events for the watchers.
+    /// store is poisoned (reopen it); a poisoned store writes nothing. Returns the events
+    /// for the watchers.
     pub fn commit(mut self, applied_index: u64) -> Result<CommitOutcome> {
+        self.committed = true;
+        self.store.check_usable()?;
         assert!(
             applied_index >= self.store.applied_index,
             "applied index going back from {} to {applied_index}",
             self.store.applied_index
         );
-        self.committed = true;
         let mut batch = std::mem::take(&mut self.batch);
         batch.put(
             Bucket::Meta,
@@ -197,9 +202,19 @@ impl<B: Backend> ApplyBatch<'_, '_, B> {
         })
     }
 
-    /// State checks of a put that executes at this point (`writer` = the open txn).
-    fn check_put(&self, req: &PutRequest, writer: Option<&Writer>) -> Result<()> {
-        if (req.ignore_value || req.ignore_lease) && self.view(writer).get(&req.key)?.is_none() {
+    /// A request that passed its checks failed while executing: only the backend can cause
+    /// that, and the request may be half done in memory, so the store is poisoned.
+    fn executed<T>(&mut self, done: Result<T>) -> Result<T> {
+        if done.is_err() {
+            tracing::error!("write failed after its checks; poisoning the store");
+            self.store.poisoned = true;
+        }
+        done
+    }
+
+    /// State checks of a put, against the state before its request.
+    fn check_put(&self, req: &PutRequest) -> Result<()> {
+        if (req.ignore_value || req.ignore_lease) && self.view(None).get(&req.key)?.is_none() {
             return Err(MvccError::KeyNotFound);
         }
         match self.lease_exists {
@@ -221,7 +236,7 @@ impl<B: Backend> ApplyBatch<'_, '_, B> {
         };
         for op in ops {
             match op {
-                RequestOp::Put(p) => self.check_put(p, None)?,
+                RequestOp::Put(p) => self.check_put(p)?,
                 RequestOp::Range(r) => self.view(None).read_revision(r.revision).map(|_| ())?,
                 RequestOp::DeleteRange(_) => {}
                 RequestOp::Txn(t) => self.check_txn(t, path)?,
