@@ -10,13 +10,15 @@
 //! [`Store::range`] for reads; [`Store::begin_apply`] -> [`ApplyBatch`] for writes (put,
 //! delete_range, txn, compact, server records) committed with the applied Raft index;
 //! [`Store::compact_step`] for physical compaction; [`Store::hash_kv`];
-//! [`Store::snapshot`] / [`import_snapshot`]; [`Store::defrag`]; [`Store::db_size`];
+//! [`Store::snapshot`] / [`import_snapshot`] / [`Store::install_snapshot`];
+//! [`Store::defrag`]; [`Store::db_size`];
 //! [`Store::sync_durable`]. This module knows nothing of Raft or of the server.
 #![deny(missing_docs)]
 
 pub mod backend;
 mod compaction;
 mod compare;
+mod defrag;
 pub mod error;
 mod hash;
 mod history;
@@ -38,11 +40,12 @@ pub use backend::mem::MemBackend;
 pub use backend::sled::{SledBackend, SledConfig};
 pub use backend::{Backend, Bucket};
 pub use compaction::{CompactionProgress, COMPACTION_BATCH_KEYS};
+pub use defrag::DefragReport;
 pub use error::{GrpcCode, MvccError, Result};
 pub use hash::KvHash;
 pub use kv::*;
 pub use revision::Revision;
-pub use snapshot::{import_snapshot, DefragReport, SnapshotReader, SNAPSHOT_MAGIC};
+pub use snapshot::{import_snapshot, SnapshotReader, SNAPSHOT_MAGIC};
 pub use store::{DbSize, DurableSyncPoint, Store};
 pub use txn::{ApplyBatch, CommitOutcome, LeaseCheck};
 pub use validate::{

@@ -373,8 +373,11 @@ impl Backend for FlakyBackend {
     fn size_bytes(&self) -> Result<u64> {
         self.inner.size_bytes()
     }
-    fn defragment(&self) -> Result<Self> {
-        Ok(self.clone())
+    fn fresh_sibling(&self) -> Result<Self> {
+        Ok(FlakyBackend::default())
+    }
+    fn replace_with(&self, fresh: Self) -> Result<Self> {
+        Ok(fresh)
     }
 }
 
@@ -409,4 +412,58 @@ fn backend_failure_poisons_until_reopen() {
         (2, 1),
         "nothing of batch 2 landed"
     );
+}
+
+#[test]
+fn install_snapshot_replaces_state_atomically_on_sled() {
+    let mut leader = Store::open(MemBackend::new()).unwrap();
+    put_all(&mut leader, &[("a", "1"), ("b", "2"), ("a", "3")], 40);
+    let mut image = Vec::new();
+    std::io::Read::read_to_end(&mut leader.snapshot().unwrap(), &mut image).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let open = || SledBackend::open(dir.path(), SledConfig::default()).unwrap();
+    let mut follower = Store::open(open()).unwrap();
+    put_all(&mut follower, &[("stale", "x")], 3);
+    let bad = &image[..image.len() - 1];
+    assert!(matches!(
+        follower.install_snapshot(bad),
+        Err(MvccError::InvalidSnapshot(_))
+    ));
+    assert_eq!(
+        follower.applied_index(),
+        3,
+        "a refused snapshot changes nothing"
+    );
+    follower.install_snapshot(image.as_slice()).unwrap();
+    assert_eq!(follower.hash_kv(0).unwrap(), leader.hash_kv(0).unwrap());
+    assert_eq!(
+        (follower.applied_index(), follower.current_revision()),
+        (40, 4)
+    );
+    put_all(&mut follower, &[("c", "1")], 41);
+    drop(follower);
+    let follower = Store::open(open()).unwrap();
+    assert_eq!(
+        (follower.applied_index(), follower.current_revision()),
+        (41, 5)
+    );
+    assert!(follower
+        .range(&range_req("stale", ""))
+        .unwrap()
+        .kvs
+        .is_empty());
+}
+
+#[test]
+fn defrag_on_mem_keeps_data_visible_to_clones() {
+    let backend = MemBackend::new();
+    let mut s = Store::open(backend.clone()).unwrap();
+    put_all(&mut s, &[("a", "1"), ("a", "2"), ("b", "1")], 5);
+    let hash = s.hash_kv(0).unwrap();
+    s.defrag().unwrap();
+    assert_eq!(s.hash_kv(0).unwrap(), hash);
+    put_all(&mut s, &[("c", "1")], 6);
+    drop(s);
+    let s = Store::open(backend).unwrap();
+    assert_eq!((s.applied_index(), s.current_revision()), (6, 5));
 }

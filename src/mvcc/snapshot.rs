@@ -238,6 +238,39 @@ impl<R: Read> HashingReader<R> {
 /// and refuses truncated, corrupt or over-long input with `InvalidSnapshot`; on any error
 /// the backend holds a partial import that [`Store::open`] refuses: discard it.
 pub fn import_snapshot<R: Read, B: Backend>(input: R, backend: B) -> Result<Store<B>> {
+    import_into(input, &backend)?;
+    Store::open(backend)
+}
+
+impl<B: Backend> Store<B> {
+    /// Replace this store's whole state with a snapshot (a follower installing the
+    /// leader's Raft snapshot): import into a fresh sibling backend, verify it, promote it
+    /// atomically, reopen. On error (bad snapshot, IO) the store is unchanged, also after
+    /// a crash at any point.
+    pub fn install_snapshot<R: Read>(&mut self, input: R) -> Result<()> {
+        self.check_usable()?;
+        let fresh = self.backend.fresh_sibling()?;
+        if let Err(e) = import_into(input, &fresh) {
+            fresh.destroy()?;
+            return Err(e);
+        }
+        let active = self.backend.replace_with(fresh)?;
+        let old = std::mem::replace(self, Store::open(active)?);
+        if let Ok(backend) = Arc::try_unwrap(old.backend) {
+            backend.destroy()?;
+        }
+        tracing::info!(
+            applied_index = self.applied_index,
+            revision = self.current_revision,
+            "installed snapshot"
+        );
+        Ok(())
+    }
+}
+
+/// Write a verified snapshot stream into the empty `backend` and make it durable; see
+/// [`import_snapshot`] for the errors.
+fn import_into<R: Read, B: Backend>(input: R, backend: &B) -> Result<()> {
     let not_empty = |b: Bucket| backend.scan(b, b"", None, 1).map(|p| !p.is_empty());
     if not_empty(Bucket::Key)? || not_empty(Bucket::Meta)? {
         return Err(MvccError::InvalidSnapshot(
@@ -289,36 +322,5 @@ pub fn import_snapshot<R: Read, B: Backend>(input: R, backend: B) -> Result<Stor
     }
     batch.delete(Bucket::Meta, META_IMPORT_INCOMPLETE.to_vec());
     backend.write(batch)?;
-    backend.sync_durable()?;
-    Store::open(backend)
-}
-
-/// Sizes around a [`Store::defrag`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DefragReport {
-    /// Backend size before.
-    pub size_before_bytes: u64,
-    /// Backend size after.
-    pub size_after_bytes: u64,
-}
-
-impl<B: Backend> Store<B> {
-    /// Rewrite the backend into a fresh one (reclaiming the space of deleted entries) and
-    /// switch to it. Exports in progress keep reading the old one; its files are removed
-    /// at once if none is, else by the next open.
-    pub fn defrag(&mut self) -> Result<DefragReport> {
-        self.check_usable()?;
-        let size_before_bytes = self.backend.size_bytes()?;
-        let fresh = self.backend.defragment()?;
-        let old = std::mem::replace(&mut self.backend, Arc::new(fresh));
-        if let Ok(old) = Arc::try_unwrap(old) {
-            old.destroy()?;
-        }
-        let size_after_bytes = self.backend.size_bytes()?;
-        tracing::info!(size_before_bytes, size_after_bytes, "defragmented backend");
-        Ok(DefragReport {
-            size_before_bytes,
-            size_after_bytes,
-        })
-    }
+    backend.sync_durable()
 }

@@ -152,16 +152,26 @@ impl Backend for MemBackend {
             .sum())
     }
 
-    fn defragment(&self) -> Result<MemBackend> {
-        let inner = self.inner.lock().expect("poisoned");
-        let copy = Inner {
-            data: inner.data.clone(),
-            durable: inner.durable.as_ref().map(|_| inner.data.clone()),
-            unsynced: vec![],
-        };
-        Ok(MemBackend {
-            inner: Arc::new(Mutex::new(copy)),
+    fn fresh_sibling(&self) -> Result<MemBackend> {
+        let tracking = self.inner.lock().expect("poisoned").durable.is_some();
+        Ok(if tracking {
+            MemBackend::with_crash_tracking()
+        } else {
+            MemBackend::new()
         })
+    }
+
+    /// Copies `fresh`'s data into this backend's shared state (so every clone, and the
+    /// next open on any of them, sees it) as a durable change, and returns a clone.
+    fn replace_with(&self, fresh: MemBackend) -> Result<MemBackend> {
+        let data = fresh.inner.lock().expect("poisoned").data.clone();
+        let mut inner = self.inner.lock().expect("poisoned");
+        if inner.durable.is_some() {
+            inner.durable = Some(data.clone());
+            inner.unsynced.clear();
+        }
+        inner.data = data;
+        Ok(self.clone())
     }
 }
 

@@ -135,14 +135,23 @@ pub trait Backend: Send + Sync + 'static {
     /// Bytes the backend occupies on disk (or in memory for [`mem::MemBackend`]).
     fn size_bytes(&self) -> Result<u64>;
 
-    /// Copy every entry into a fresh backend that takes this one's place on disk (the next
-    /// open finds the new one); this one stays readable until dropped. Reclaims the space
-    /// of deleted entries.
-    fn defragment(&self) -> Result<Self>
+    /// A new, empty backend of the same kind and settings beside this one, which the next
+    /// open does NOT find until [`Backend::replace_with`] promotes it (the next open
+    /// removes a sibling never promoted). Defragmentation and snapshot installation fill
+    /// one and then promote it.
+    fn fresh_sibling(&self) -> Result<Self>
     where
         Self: Sized;
 
-    /// Release a backend that [`Backend::defragment`] replaced and nobody else holds:
+    /// Atomically make `fresh` (a complete, [`Backend::sync_durable`]d sibling) the backend
+    /// the next open finds, and return the handle to use from now on. A crash leaves
+    /// either this backend or `fresh` in place, never a mix. `self` stays readable for
+    /// whoever still holds it ([`mem::MemBackend`] excepted: its clones see the new data).
+    fn replace_with(&self, fresh: Self) -> Result<Self>
+    where
+        Self: Sized;
+
+    /// Release a backend that [`Backend::replace_with`] replaced and nobody else holds:
     /// remove its files. The default does nothing.
     fn destroy(self) -> Result<()>
     where

@@ -2,9 +2,10 @@
 //! defragmentation swap in a fresh database with one atomic rename.
 //!
 //! Layout of the backend directory: `CURRENT` names the live database directory
-//! (`db.<n>`); defragmentation copies everything into `db.<n+1>`, fsyncs it, then replaces
-//! `CURRENT` by rename. Opening removes every `db.*` that `CURRENT` does not name (the
-//! leftovers of an interrupted or finished defragmentation). Both buckets share one sled
+//! (`db.<n>`); a [`Backend::fresh_sibling`] is a new `db.<m>` (m > every n), which
+//! [`Backend::replace_with`] promotes by replacing `CURRENT` with an atomic rename.
+//! Opening removes every `db.*` that `CURRENT` does not name (the leftovers of an
+//! interrupted or finished defragmentation or snapshot installation). Both buckets share one sled
 //! tree, keys prefixed by the bucket tag, because sled's `apply_batch` is atomic within
 //! one tree: that is what makes an apply batch all-or-nothing.
 //!
@@ -44,8 +45,6 @@ pub struct SledBackend {
 }
 
 const CURRENT: &str = "CURRENT";
-/// Entries copied per batch during defragmentation.
-const DEFRAG_BATCH_ENTRIES: usize = 10_000;
 
 fn db_dir(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("db.{generation}"))
@@ -87,6 +86,18 @@ fn write_current(dir: &Path, generation: u64) -> Result<()> {
     fsync_path(&tmp)?;
     fs::rename(&tmp, dir.join(CURRENT))?;
     fsync_path(dir)
+}
+
+/// The highest `n` of the `db.<n>` directories in `dir` (0 if none).
+fn highest_generation(dir: &Path) -> Result<u64> {
+    let mut highest = 0;
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.strip_prefix("db.").and_then(|n| n.parse::<u64>().ok()) {
+            highest = highest.max(n);
+        }
+    }
+    Ok(highest)
 }
 
 /// Remove `db.*` directories other than the live one.
@@ -188,33 +199,24 @@ impl Backend for SledBackend {
         Ok(self.db.size_on_disk()?)
     }
 
-    fn defragment(&self) -> Result<SledBackend> {
-        let generation = self.generation + 1;
-        let path = db_dir(&self.dir, generation);
-        if path.exists() {
-            fs::remove_dir_all(&path)?;
-        }
-        let db = open_db(&path, &self.config)?;
-        let fresh = SledBackend {
-            dir: self.dir.clone(),
+    fn fresh_sibling(&self) -> Result<SledBackend> {
+        let generation = highest_generation(&self.dir)?.max(self.generation) + 1;
+        let db = open_db(&db_dir(&self.dir, generation), &self.config)?;
+        let (dir, config) = (self.dir.clone(), self.config.clone());
+        Ok(SledBackend {
+            dir,
             generation,
-            config: self.config.clone(),
+            config,
             db,
-        };
-        let mut batch = sled::Batch::default();
-        let mut queued = 0;
-        for item in self.db.iter() {
-            let (k, v) = item?;
-            batch.insert(k, v);
-            queued += 1;
-            if queued == DEFRAG_BATCH_ENTRIES {
-                fresh.db.apply_batch(std::mem::take(&mut batch))?;
-                queued = 0;
-            }
-        }
-        fresh.db.apply_batch(batch)?;
-        fresh.sync_durable()?;
-        write_current(&self.dir, generation)?;
+        })
+    }
+
+    fn replace_with(&self, fresh: SledBackend) -> Result<SledBackend> {
+        assert_eq!(
+            fresh.dir, self.dir,
+            "replacement from another backend directory"
+        );
+        write_current(&self.dir, fresh.generation)?;
         Ok(fresh)
     }
 
@@ -231,23 +233,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defragment_swaps_directories_and_survives_reopen() {
+    fn sibling_is_invisible_until_promoted() {
         let tmp = tempfile::tempdir().unwrap();
         let b = SledBackend::open(tmp.path(), SledConfig::default()).unwrap();
-        let mut w = WriteBatch::default();
-        for i in 0..100u32 {
-            w.put(Bucket::Key, i.to_be_bytes().to_vec(), vec![7; 100]);
-        }
-        w.put(Bucket::Meta, b"m".to_vec(), b"x".to_vec());
-        b.write(w).unwrap();
-        let fresh = b.defragment().unwrap();
+        let put = |b: &SledBackend, v: &[u8]| {
+            let mut w = WriteBatch::default();
+            w.put(Bucket::Meta, b"m".to_vec(), v.to_vec());
+            b.write(w).unwrap();
+            b.sync_durable().unwrap();
+        };
+        put(&b, b"old");
+        let fresh = b.fresh_sibling().unwrap();
+        put(&fresh, b"new");
+        drop((b, fresh)); // crash before promotion: the old data stays, the sibling goes
+        let b = SledBackend::open(tmp.path(), SledConfig::default()).unwrap();
+        assert_eq!(b.get(Bucket::Meta, b"m").unwrap(), Some(b"old".to_vec()));
+        assert!(!tmp.path().join("db.1").exists());
+        let fresh = b.fresh_sibling().unwrap();
+        put(&fresh, b"new");
+        let active = b.replace_with(fresh).unwrap();
         b.destroy().unwrap();
-        assert_eq!(fresh.scan(Bucket::Key, b"", None, 1000).unwrap().len(), 100);
-        fresh.sync_durable().unwrap();
-        drop(fresh);
+        assert_eq!(
+            active.get(Bucket::Meta, b"m").unwrap(),
+            Some(b"new".to_vec())
+        );
+        drop(active);
         let again = SledBackend::open(tmp.path(), SledConfig::default()).unwrap();
         assert_eq!(again.generation, 1);
-        assert_eq!(again.get(Bucket::Meta, b"m").unwrap(), Some(b"x".to_vec()));
+        assert_eq!(
+            again.get(Bucket::Meta, b"m").unwrap(),
+            Some(b"new".to_vec())
+        );
         assert!(!tmp.path().join("db.0").exists());
     }
 }
