@@ -34,6 +34,8 @@ const SNAPSHOT_VERSION: u32 = 1;
 const END_TAG: u8 = 0;
 /// Records larger than this are refused on import (corrupt length fields).
 const RECORD_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Key-bucket entries per exported chunk (values are at most a few MiB each).
+const CHUNK_ENTRIES: usize = 256;
 /// Records written per backend batch during import.
 const IMPORT_BATCH_RECORDS: usize = 1000;
 
@@ -139,7 +141,7 @@ impl<B: Backend> SnapshotReader<B> {
         self.total_bytes
     }
 
-    /// The next piece of the stream (a few hundred KiB at most), None at the end.
+    /// The next piece of the stream (at most [`CHUNK_ENTRIES`] records), None at the end.
     pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
         if self.pos < self.buf.len() {
             let chunk = self.buf.split_off(self.pos);
@@ -150,12 +152,8 @@ impl<B: Backend> SnapshotReader<B> {
         let mut chunk = Vec::new();
         match &mut self.stage {
             Stage::Keys { cursor } => {
-                let page = self.backend.scan(
-                    Bucket::Key,
-                    cursor,
-                    Some(&self.key_end),
-                    SCAN_PAGE_ENTRIES,
-                )?;
+                let end = Some(&self.key_end[..]);
+                let page = self.backend.scan(Bucket::Key, cursor, end, CHUNK_ENTRIES)?;
                 match page.last() {
                     Some((last, _)) => *cursor = key_after(last),
                     None => self.stage = Stage::Meta,
@@ -255,7 +253,11 @@ impl<B: Backend> Store<B> {
             return Err(e);
         }
         let active = self.backend.replace_with(fresh)?;
-        let old = std::mem::replace(self, Store::open(active)?);
+        let installed = Store::open(active).inspect_err(|_| {
+            // The disk now holds the new state; this store no longer describes it.
+            self.poisoned = true;
+        })?;
+        let old = std::mem::replace(self, installed);
         if let Ok(backend) = Arc::try_unwrap(old.backend) {
             backend.destroy()?;
         }
