@@ -141,7 +141,7 @@ impl<B: Backend> SnapshotReader<B> {
         self.total_bytes
     }
 
-    /// The next piece of the stream (at most [`CHUNK_ENTRIES`] records), None at the end.
+    /// The next piece of the stream (at most 256 records), None at the end.
     pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
         if self.pos < self.buf.len() {
             let chunk = self.buf.split_off(self.pos);
