@@ -16,8 +16,8 @@ use super::store::{Store, SCAN_PAGE_ENTRIES};
 
 impl<B: Backend> Store<B> {
     /// The events on keys in `key`..`range_end` (etcd's range ends) with main revision in
-    /// `[from_revision, to_revision]`, in revision order, at most `events_max` of them
-    /// (a whole revision is never split: the last one may overshoot the cap). `prev_kv`
+    /// `[from_revision, to_revision]`, in revision order, at most `events_max` (>= 1) of
+    /// them (a whole revision is never split: the last one may overshoot the cap). `prev_kv`
     /// is filled when `with_prev_kv`. Errors: `Compacted` if `from_revision` is below the
     /// compacted revision (as in etcd, a start exactly at the compacted revision is allowed,
     /// though deletes at that revision may already be gone), `FutureRevision` if
@@ -32,6 +32,7 @@ impl<B: Backend> Store<B> {
         events_max: usize,
     ) -> Result<Vec<Event>> {
         self.check_usable()?;
+        assert!(events_max >= 1, "events_max must be at least 1");
         if from_revision < self.compact_revision {
             return Err(MvccError::Compacted);
         }
