@@ -1,7 +1,8 @@
 //! The MVCC store: the index, the backend and the revision counters, opened from disk and
 //! read at any revision. Writes go through [`Store::begin_apply`] (see `txn.rs`),
 //! compaction through `compaction.rs`, hashing through `hash.rs`, snapshots through
-//! `snapshot.rs`; this file holds the state they share and the plain read path.
+//! `snapshot.rs`, defragmentation through `defrag.rs`, history replay through
+//! `history.rs`; this file holds the state they share and the plain read path.
 //!
 //! Concurrency: reads take `&self`, writes `&mut self`; the server wraps the store in its
 //! own lock (a `RwLock` lets ranges run in parallel). The store knows nothing of Raft:
