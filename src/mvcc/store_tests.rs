@@ -469,3 +469,19 @@ fn history_events_and_leased_keys() {
     ));
     assert_eq!(s.leased_keys().unwrap(), vec![(b"c".to_vec(), 7)]);
 }
+
+#[test]
+fn txn_refuses_duplicate_keys_even_unvalidated() {
+    let mut s = Store::open(MemBackend::new()).unwrap();
+    let mut b = s.begin_apply().unwrap();
+    let dup = TxnRequest {
+        compare: vec![],
+        success: vec![
+            RequestOp::Put(put_req("a", "1")),
+            RequestOp::Put(put_req("a", "2")),
+        ],
+        failure: vec![],
+    };
+    assert!(matches!(b.txn(&dup), Err(MvccError::DuplicateKey)));
+    assert_eq!(b.commit(1).unwrap().current_revision, 1);
+}

@@ -134,10 +134,11 @@ impl<B: Backend> ApplyBatch<'_, '_, B> {
 
     /// Txn: choose the branches (compares see the state before the txn), check the chosen
     /// requests, then run them under one revision. Reads inside see earlier writes of the
-    /// txn. Advances the revision by one if anything was written. Errors (nothing written)
-    /// are those of the chosen requests; call [`super::validate::validate_txn`] first for
-    /// the op-count and duplicate-key checks.
+    /// txn. Advances the revision by one if anything was written. Errors (nothing written):
+    /// those of [`super::validate::validate_txn`] except the op count (the server checks
+    /// that with its configured limit before proposing), and those of the chosen requests.
     pub fn txn(&mut self, req: &TxnRequest) -> Result<TxnResponse> {
+        super::validate::validate_txn(req, usize::MAX)?;
         let path = txn_path(&self.view(None), req)?;
         self.check_txn(req, &mut path.iter())?;
         let mut w = self.writer();
