@@ -4,9 +4,10 @@
 //! Runs under `&mut self`, so no write interleaves; snapshot exports in progress keep
 //! reading the old backend. Called by the server's Maintenance.Defragment.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use super::backend::{key_after, Backend, Bucket, WriteBatch};
+use super::backend::{scan_pages, Backend, Bucket, WriteBatch};
 use super::error::Result;
 use super::store::Store;
 
@@ -25,17 +26,14 @@ pub struct DefragReport {
 /// Copy every entry of `from` into `to`, page by page.
 fn copy_all<B: Backend>(from: &B, to: &B) -> Result<()> {
     for bucket in Bucket::ALL {
-        let mut start = Vec::new();
-        loop {
-            let page = from.scan(bucket, &start, None, COPY_BATCH_ENTRIES)?;
-            let Some((last, _)) = page.last() else { break };
-            start = key_after(last);
+        scan_pages(from, bucket, b"", None, COPY_BATCH_ENTRIES, |page| {
             let mut batch = WriteBatch::default();
             for (k, v) in page {
                 batch.put(bucket, k, v);
             }
             to.write(batch)?;
-        }
+            Ok(ControlFlow::Continue(()))
+        })?;
     }
     Ok(())
 }

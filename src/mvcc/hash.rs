@@ -8,7 +8,9 @@
 //! kept (etcd then hashes everything), so the hash does not depend on how far the physical
 //! deletion has got: two members in the same logical state always agree. Read-only.
 
-use super::backend::{key_after, Backend, Bucket};
+use std::ops::ControlFlow;
+
+use super::backend::{scan_pages, Backend, Bucket};
 use super::error::{MvccError, Result};
 use super::revision::{decode_key_bytes, Revision};
 use super::store::{Store, SCAN_PAGE_ENTRIES};
@@ -45,22 +47,25 @@ impl<B: Backend> Store<B> {
         let keep = self.index.keep(compacted);
         let end = Revision::new(hash_revision + 1, 0).to_bytes();
         let mut crc = crc32c::crc32c(b"key");
-        let mut start = Vec::new();
-        loop {
-            let page = self
-                .backend
-                .scan(Bucket::Key, &start, Some(&end), SCAN_PAGE_ENTRIES)?;
-            let Some((last, _)) = page.last() else { break };
-            start = key_after(last);
-            for (k, v) in &page {
-                let rev = decode_key_bytes(k)?.revision;
-                if rev.main <= compacted && !keep.contains(&rev) {
-                    continue;
+        let backend = self.backend.as_ref();
+        scan_pages(
+            backend,
+            Bucket::Key,
+            b"",
+            Some(&end),
+            SCAN_PAGE_ENTRIES,
+            |page| {
+                for (k, v) in &page {
+                    let rev = decode_key_bytes(k)?.revision;
+                    if rev.main <= compacted && !keep.contains(&rev) {
+                        continue;
+                    }
+                    crc = crc32c::crc32c_append(crc, k);
+                    crc = crc32c::crc32c_append(crc, v);
                 }
-                crc = crc32c::crc32c_append(crc, k);
-                crc = crc32c::crc32c_append(crc, v);
-            }
-        }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
         Ok(KvHash {
             hash: crc,
             compact_revision: compacted,

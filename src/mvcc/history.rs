@@ -6,8 +6,9 @@
 //! not track watchers itself.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
-use super::backend::{key_after, Backend, Bucket};
+use super::backend::{scan_pages, Backend, Bucket};
 use super::error::{MvccError, Result};
 use super::index::KeyRange;
 use super::kv::{decode_key_value, Event, EventType, KeyValue};
@@ -41,33 +42,33 @@ impl<B: Backend> Store<B> {
         }
         let range = KeyRange::new(key, range_end);
         let end = Revision::new(to_revision + 1, 0).to_bytes();
-        let mut start = Revision::new(from_revision.max(0), 0).to_bytes().to_vec();
-        let mut events = Vec::new();
-        loop {
-            let page = self
-                .backend
-                .scan(Bucket::Key, &start, Some(&end), SCAN_PAGE_ENTRIES)?;
-            let Some((last, _)) = page.last() else {
-                return Ok(events);
-            };
-            start = key_after(last);
-            for (k, v) in &page {
-                let bk = decode_key_bytes(k)?;
-                let capped = events.len() >= events_max;
-                if capped
-                    && events
+        let start = Revision::new(from_revision.max(0), 0).to_bytes();
+        let mut events: Vec<Event> = Vec::new();
+        let backend = self.backend.as_ref();
+        scan_pages(
+            backend,
+            Bucket::Key,
+            &start,
+            Some(&end),
+            SCAN_PAGE_ENTRIES,
+            |page| {
+                for (k, v) in &page {
+                    let bk = decode_key_bytes(k)?;
+                    let next_revision = events
                         .last()
-                        .is_some_and(|e: &Event| e.kv.mod_revision != bk.revision.main)
-                {
-                    return Ok(events);
+                        .is_some_and(|e| e.kv.mod_revision != bk.revision.main);
+                    if events.len() >= events_max && next_revision {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    let kv = decode_key_value(v)?;
+                    if range.contains(&kv.key) {
+                        events.push(self.event_of(bk.revision, bk.tombstone, kv, with_prev_kv)?);
+                    }
                 }
-                let kv = decode_key_value(v)?;
-                if !range.contains(&kv.key) {
-                    continue;
-                }
-                events.push(self.event_of(bk.revision, bk.tombstone, kv, with_prev_kv)?);
-            }
-        }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        Ok(events)
     }
 
     fn event_of(

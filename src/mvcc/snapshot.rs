@@ -18,12 +18,13 @@
 //! it is read lazily while the store keeps serving.
 
 use std::io::{self, Read};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::backend::{key_after, Backend, Bucket, Entry, WriteBatch};
+use super::backend::{key_after, scan_pages, Backend, Bucket, Entry, WriteBatch};
 use super::error::{MvccError, Result};
 use super::revision::Revision;
 use super::store::{Store, META_IMPORT_INCOMPLETE, SCAN_PAGE_ENTRIES};
@@ -89,15 +90,17 @@ impl<B: Backend> Store<B> {
         self.exports_active.fetch_add(1, Ordering::SeqCst);
         let guard = ExportGuard(self.exports_active.clone());
         let mut meta = Vec::new();
-        let mut start = Vec::new();
-        loop {
-            let page = self
-                .backend
-                .scan(Bucket::Meta, &start, None, SCAN_PAGE_ENTRIES)?;
-            let Some((last, _)) = page.last() else { break };
-            start = key_after(last);
-            meta.extend(page);
-        }
+        scan_pages(
+            self.backend.as_ref(),
+            Bucket::Meta,
+            b"",
+            None,
+            SCAN_PAGE_ENTRIES,
+            |page| {
+                meta.extend(page);
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
         let mut header = SNAPSHOT_MAGIC.to_vec();
         header.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
         let meta_bytes: u64 = meta

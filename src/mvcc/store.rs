@@ -9,10 +9,11 @@
 //! the applied index is an opaque number the server hands to each commit.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::backend::{key_after, Backend, Bucket};
+use super::backend::{scan_pages, Backend, Bucket};
 use super::compaction::CompactionJob;
 use super::error::{MvccError, Result};
 use super::index::Index;
@@ -139,19 +140,20 @@ impl<B: Backend> Store<B> {
 
     /// Replay the key bucket into the index, page by page.
     fn rebuild_index(&mut self) -> Result<()> {
-        let mut start = Vec::new();
-        loop {
-            let page = self
-                .backend
-                .scan(Bucket::Key, &start, None, SCAN_PAGE_ENTRIES)?;
-            let Some((last, _)) = page.last() else {
-                return Ok(());
-            };
-            start = key_after(last);
-            for (k, v) in &page {
-                self.restore_entry(k, v)?;
-            }
-        }
+        let backend = self.backend.clone();
+        scan_pages(
+            backend.as_ref(),
+            Bucket::Key,
+            b"",
+            None,
+            SCAN_PAGE_ENTRIES,
+            |page| {
+                for (k, v) in &page {
+                    self.restore_entry(k, v)?;
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )
     }
 
     fn restore_entry(&mut self, k: &[u8], v: &[u8]) -> Result<()> {
@@ -219,23 +221,24 @@ impl<B: Backend> Store<B> {
     pub fn app_meta_scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let start = [META_APP_PREFIX, prefix].concat();
         let mut out = Vec::new();
-        let mut from = start.clone();
-        loop {
-            let page = self
-                .backend
-                .scan(Bucket::Meta, &from, None, SCAN_PAGE_ENTRIES)?;
-            let done = page.len() < SCAN_PAGE_ENTRIES;
-            for (k, v) in page {
-                if !k.starts_with(&start) {
-                    return Ok(out);
+        let backend = self.backend.as_ref();
+        scan_pages(
+            backend,
+            Bucket::Meta,
+            &start,
+            None,
+            SCAN_PAGE_ENTRIES,
+            |page| {
+                for (k, v) in page {
+                    if !k.starts_with(&start) {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    out.push((k[META_APP_PREFIX.len()..].to_vec(), v));
                 }
-                from = key_after(&k);
-                out.push((k[META_APP_PREFIX.len()..].to_vec(), v));
-            }
-            if done {
-                return Ok(out);
-            }
-        }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        Ok(out)
     }
 
     /// Backend size on disk and an estimate of the bytes in use.
@@ -308,16 +311,12 @@ impl<B: Backend> Store<B> {
 /// Bytes (keys + values) in one bucket, by a full scan.
 pub(crate) fn bucket_bytes<B: Backend>(backend: &B, bucket: Bucket) -> Result<u64> {
     let mut total = 0;
-    let mut start = Vec::new();
-    loop {
-        let page = backend.scan(bucket, &start, None, SCAN_PAGE_ENTRIES)?;
-        let Some((last, _)) = page.last() else {
-            return Ok(total);
-        };
-        start = key_after(last);
+    scan_pages(backend, bucket, b"", None, SCAN_PAGE_ENTRIES, |page| {
         total += page
             .iter()
             .map(|(k, v)| (k.len() + v.len()) as u64)
             .sum::<u64>();
-    }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(total)
 }

@@ -22,6 +22,8 @@
 pub mod mem;
 pub mod sled;
 
+use std::ops::ControlFlow;
+
 use super::error::Result;
 
 /// The two namespaces of a backend.
@@ -166,4 +168,27 @@ pub fn key_after(key: &[u8]) -> Vec<u8> {
     let mut next = key.to_vec();
     next.push(0);
     next
+}
+
+/// Visit the entries of `bucket` in `[start, end)` page by page (`page_entries` per
+/// [`Backend::scan`]), in key order, until `visit` breaks or the range ends.
+pub fn scan_pages<B: Backend + ?Sized>(
+    backend: &B,
+    bucket: Bucket,
+    start: &[u8],
+    end: Option<&[u8]>,
+    page_entries: usize,
+    mut visit: impl FnMut(Vec<Entry>) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let mut from = start.to_vec();
+    loop {
+        let page = backend.scan(bucket, &from, end, page_entries)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        from = key_after(last);
+        if visit(page)?.is_break() {
+            return Ok(());
+        }
+    }
 }
