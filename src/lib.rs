@@ -8,6 +8,7 @@
 //!
 //! `raft` and `mvcc` know nothing of each other; the server layer joins them.
 
+pub mod ctl;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;
