@@ -3,8 +3,9 @@
 //!
 //! They prove: put/get/del/status round-trip through the public API with etcdctl's output;
 //! `bench` sends exactly `--total` requests (the store's revision moves by exactly that
-//! much) and prints the percentiles; `cluster start 3 --bin etcd` brings up three members
-//! that agree on a leader and stops them all on SIGTERM.
+//! much) and prints the percentiles, and `bench watch` delivers every put to every watcher;
+//! `cluster start 3 --bin etcd` brings up three members that agree on a leader and stops
+//! them all on SIGTERM.
 //!
 //! Without `etcd` on PATH the tests print a loud SKIPPED and pass, except under `CI=true`,
 //! where a missing etcd fails them (CI must not go green by testing nothing). Every wait
@@ -298,6 +299,20 @@ fn bench_sends_exactly_total_requests_and_prints_percentiles() {
         before + 300 + 200 - conflicts,
         "a failed compare writes nothing"
     );
+
+    eprintln!("phase 4: bench watch delivers every put to every watcher");
+    let args: Vec<&str> = ["bench", "--total", "100"]
+        .iter()
+        .chain(&shape)
+        .chain(&["watch"])
+        .copied()
+        .collect();
+    let summary = ctl_ok(ep, &args);
+    assert!(
+        summary.contains("events:     1000 received of 1000 expected"),
+        "{summary}"
+    );
+    assert!(summary.contains("100 ok, 0 failed"), "{summary}");
 }
 
 #[test]

@@ -120,7 +120,7 @@ pub struct BenchArgs {
     #[command(subcommand)]
     pub workload: Workload,
 
-    /// Concurrent clients (each has one request in flight).
+    /// Concurrent clients (each has one request in flight; for `watch`, the watchers).
     #[arg(long, default_value_t = 100)]
     pub clients: usize,
 
@@ -163,6 +163,13 @@ pub enum Workload {
     /// Txn: if mod_revision(key) == the last one this client saw (0 at first) then put it,
     /// else read its current mod_revision.
     Txn,
+    /// Watchers (one stream per client) on the key space while writers put `--total` keys;
+    /// measures put -> event delivery latency.
+    Watch {
+        /// Concurrent writers putting the keys.
+        #[arg(long, default_value_t = 10)]
+        writers: usize,
+    },
 }
 
 /// Read consistency of `bench range`.

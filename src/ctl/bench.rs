@@ -24,9 +24,9 @@ use rand::{Rng, RngCore, SeedableRng};
 use tonic::transport::Channel;
 
 use super::args::{BenchArgs, Consistency, Workload};
-use super::client;
 use super::error::CtlError;
 use super::report::{format_summary, ClientStats};
+use super::{bench_watch, client};
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::request_op::Request;
@@ -57,6 +57,21 @@ pub async fn run(
         let endpoint = &endpoints[j % endpoints.len()];
         channels.push(client::connect(endpoint, dial_timeout, request_timeout).await?);
     }
+    let title = title(args, endpoints, seed);
+    if let Workload::Watch { writers } = args.workload {
+        // Watch streams live for the whole run: no per-request timeout on their channels.
+        let watch_channels = connect_streaming(args.conns, endpoints, dial_timeout).await?;
+        return bench_watch::run(
+            args,
+            writers,
+            &channels,
+            &watch_channels,
+            seed,
+            &title,
+            request_timeout,
+        )
+        .await;
+    }
     let shared = Arc::new(Shared {
         workload: args.workload.clone(),
         key_size: args.key_size,
@@ -78,7 +93,7 @@ pub async fn run(
         stats.merge(&client.await.expect("bench client panicked"));
     }
     let elapsed = started.elapsed();
-    let summary = format_summary(&title(args, endpoints, seed), &stats, elapsed, is_txn(args));
+    let summary = format_summary(&title, &stats, elapsed, is_txn(args));
     if stats.ok() == 0 {
         print!("{summary}");
         return Err(CtlError::BenchFailed(stats.failed()));
@@ -91,6 +106,11 @@ fn validate(args: &BenchArgs) -> Result<(), CtlError> {
     if args.clients == 0 || args.conns == 0 || args.total == 0 || args.key_space == 0 {
         return invalid("--clients, --conns, --total and --key-space must be at least 1".into());
     }
+    if let Workload::Watch { writers } = args.workload {
+        if writers == 0 || args.val_size < bench_watch::TIMESTAMP_BYTES {
+            return invalid("watch needs --writers >= 1 and --val-size >= 8".into());
+        }
+    }
     let digits = (args.key_space - 1).to_string().len();
     if args.key_size < digits {
         return invalid(format!(
@@ -99,6 +119,20 @@ fn validate(args: &BenchArgs) -> Result<(), CtlError> {
         ));
     }
     Ok(())
+}
+
+/// Channels without a request timeout, for long-lived streams.
+async fn connect_streaming(
+    conns: usize,
+    endpoints: &[String],
+    dial_timeout: Duration,
+) -> Result<Vec<Channel>, CtlError> {
+    let mut channels = Vec::with_capacity(conns);
+    for j in 0..conns {
+        let endpoint = &endpoints[j % endpoints.len()];
+        channels.push(client::connect_streaming(endpoint, dial_timeout).await?);
+    }
+    Ok(channels)
 }
 
 fn is_txn(args: &BenchArgs) -> bool {
@@ -115,6 +149,7 @@ fn title(args: &BenchArgs, endpoints: &[String], seed: u64) -> String {
             consistency: Consistency::S,
         } => "range (serializable)".to_string(),
         Workload::Txn => "txn (compare mod_revision + put)".to_string(),
+        Workload::Watch { writers } => format!("watch ({writers} writers, 1 watcher per client)"),
     };
     format!(
         "bench {workload}: {} requests, {} clients, {} conns, key {} B, value {} B, \
@@ -155,6 +190,7 @@ async fn run_client(
         let result = match shared.workload {
             Workload::Put => put(&mut kv, key, shared.value.clone()).await,
             Workload::Range { consistency } => range(&mut kv, key, consistency).await,
+            Workload::Watch { .. } => unreachable!("bench watch runs in bench_watch.rs"),
             Workload::Txn => {
                 let seen = seen_mod_revision.entry(n).or_insert(0);
                 txn(

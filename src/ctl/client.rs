@@ -38,16 +38,35 @@ pub async fn connect(
     dial_timeout: Duration,
     request_timeout: Duration,
 ) -> Result<Channel, CtlError> {
+    dial(endpoint, dial_timeout, Some(request_timeout)).await
+}
+
+/// Connects a channel for long-lived streams (Watch): tonic's request timeout would cut a
+/// stream after that long, so this channel has none.
+pub async fn connect_streaming(
+    endpoint: &str,
+    dial_timeout: Duration,
+) -> Result<Channel, CtlError> {
+    dial(endpoint, dial_timeout, None).await
+}
+
+async fn dial(
+    endpoint: &str,
+    dial_timeout: Duration,
+    request_timeout: Option<Duration>,
+) -> Result<Channel, CtlError> {
     let uri = endpoint_uri(endpoint)?;
     let unreachable = |error: String| CtlError::Unreachable {
         endpoints: endpoint.to_string(),
         last_error: error,
     };
-    let builder = Endpoint::from_shared(uri)
+    let mut builder = Endpoint::from_shared(uri)
         .map_err(|e| unreachable(e.to_string()))?
         .connect_timeout(dial_timeout)
-        .timeout(request_timeout)
         .tcp_nodelay(true);
+    if let Some(timeout) = request_timeout {
+        builder = builder.timeout(timeout);
+    }
     match tokio::time::timeout(dial_timeout, builder.connect()).await {
         Ok(Ok(channel)) => Ok(channel),
         Ok(Err(error)) => Err(unreachable(error_chain(&error))),

@@ -2,7 +2,7 @@
 //!
 //! - `put`, `get`, `del`, `status` talk to any etcd-v3-compatible endpoint (raftkv or etcd);
 //! - `cluster start N` runs a local N-member cluster in the foreground, for students;
-//! - `bench put|range|txn` measures throughput and latency percentiles.
+//! - `bench put|range|txn|watch` measures throughput and latency percentiles.
 //!
 //! This module only uses the public gRPC API (`crate::proto` clients): it must never reach
 //! into the server's internals, so whatever it shows about raftkv, it shows the same way
@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod bench_watch;
 pub mod client;
 pub mod cluster;
 pub mod error;

@@ -52,8 +52,48 @@ pub async fn run(args: &ClusterStartArgs) -> Result<(), CtlError> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(CtlError::Signal)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (exit_tx, mut exit_rx) = mpsc::channel(plan.members.len());
+    spawn_all(&bin, &plan, &stop_rx, exit_tx, args.stop_timeout)?;
+    say(&format!("endpoints: {}", plan.endpoints()));
+    say(&format!(
+        "try: etcdctl --endpoints={} endpoint status -w table",
+        plan.endpoints()
+    ));
+    tokio::spawn(announce_leader(plan.clone(), stop_rx));
+
+    // Each member task sends one exit and drops its sender: `None` means all have exited.
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => say("interrupt: stopping members"),
+            _ = sigterm.recv() => say("terminated: stopping members"),
+            exit = exit_rx.recv() => {
+                let Some(exit) = exit else { break };
+                let stopping = *stop_tx.borrow();
+                if let Some(error) = describe_exit(&exit, stopping) {
+                    failure.get_or_insert(error);
+                }
+                if stopping {
+                    continue;
+                }
+                say(&format!("{} exited: stopping the other members", exit.name));
+            }
+        }
+        let _ = stop_tx.send(true);
+    }
+    say("all members stopped");
+    failure.map_or(Ok(()), Err)
+}
+
+/// Spawns every member, each owned by its own task (see [`own_member`]).
+fn spawn_all(
+    bin: &Path,
+    plan: &ClusterPlan,
+    stop: &watch::Receiver<bool>,
+    exits: mpsc::Sender<Exit>,
+    stop_timeout: Duration,
+) -> Result<(), CtlError> {
     for (i, member) in plan.members.iter().enumerate() {
-        let child = spawn_member(&bin, &plan, member, i)?;
+        let child = spawn_member(bin, plan, member, i)?;
         say(&format!(
             "{} pid {} client {} peer {} data {}",
             member.name,
@@ -62,42 +102,16 @@ pub async fn run(args: &ClusterStartArgs) -> Result<(), CtlError> {
             member.peer_url(),
             member.data_dir.display()
         ));
-        tokio::spawn(own_member(
+        let owner = own_member(
             member.name.clone(),
             child,
-            stop_rx.clone(),
-            exit_tx.clone(),
-            args.stop_timeout,
-        ));
+            stop.clone(),
+            exits.clone(),
+            stop_timeout,
+        );
+        tokio::spawn(owner);
     }
-    drop(exit_tx);
-    say(&format!("endpoints: {}", plan.endpoints()));
-    say(&format!(
-        "try: etcdctl --endpoints={} endpoint status -w table",
-        plan.endpoints()
-    ));
-    tokio::spawn(announce_leader(plan.clone(), stop_rx));
-
-    let mut failure = None;
-    let mut running = plan.members.len();
-    loop {
-        tokio::select! {
-            _ = sigint.recv() => say("interrupt: stopping members"),
-            _ = sigterm.recv() => say("terminated: stopping members"),
-            exit = exit_rx.recv() => {
-                let Some(exit) = exit else { break };
-                running -= 1;
-                let stopping = *stop_tx.borrow();
-                if let Some(error) = describe_exit(&exit, stopping) { failure.get_or_insert(error); }
-                if running == 0 { break }
-                if stopping { continue }
-                say(&format!("{} exited: stopping the other members", exit.name));
-            }
-        }
-        let _ = stop_tx.send(true);
-    }
-    say("all members stopped");
-    failure.map_or(Ok(()), Err)
+    Ok(())
 }
 
 /// The binary to run: `--bin` (a path, or a name looked up on PATH), else `raftkv` next to
