@@ -403,3 +403,70 @@ fn sigterm(child: &Child) {
     // SAFETY: kill(2) reads no memory of ours; `pid` is our unreaped child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
 }
+
+/// Runs `raftkvctl <args>` to completion under a deadline (stdout and stderr to a file).
+fn ctl_with_deadline(args: &[&str], dir: &Path) -> (std::process::ExitStatus, String) {
+    let log_path = dir.join("ctl.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = KillOnDrop(
+        Command::new(CTL)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let mut status = None;
+    wait_until("raftkvctl to exit", STARTUP_DEADLINE, || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    (status.unwrap(), std::fs::read_to_string(&log_path).unwrap())
+}
+
+#[test]
+fn cluster_start_fails_loudly_when_a_member_dies_or_the_binary_is_missing() {
+    // No etcd needed: `false` plays a member that exits at once with status 1.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let base = free_ports(2).to_string();
+
+    eprintln!("phase 1: a member exiting on its own stops the cluster with an error");
+    let args = [
+        "cluster",
+        "start",
+        "1",
+        "--bin",
+        "false",
+        "--base-port",
+        &base,
+        "--data-dir",
+        data,
+    ];
+    let (status, log) = ctl_with_deadline(&args, dir.path());
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("member m1 exited unexpectedly"), "{log}");
+
+    eprintln!("phase 2: a --bin path that does not exist is named in the error");
+    let missing = dir.path().join("no-such-raftkv");
+    let missing = missing.to_str().unwrap();
+    let args = [
+        "cluster",
+        "start",
+        "3",
+        "--bin",
+        missing,
+        "--base-port",
+        &base,
+        "--data-dir",
+        data,
+    ];
+    let (status, log) = ctl_with_deadline(&args, dir.path());
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(&format!("server binary {missing} not found")),
+        "{log}"
+    );
+}
