@@ -52,26 +52,50 @@ pub async fn run(
 ) -> Result<String, CtlError> {
     validate(args)?;
     let seed = args.seed.unwrap_or_else(|| rand::random::<u64>() >> 1);
-    let mut channels = Vec::with_capacity(args.conns);
-    for j in 0..args.conns {
-        let endpoint = &endpoints[j % endpoints.len()];
-        channels.push(client::connect(endpoint, dial_timeout, request_timeout).await?);
-    }
     let title = title(args, endpoints, seed);
-    if let Workload::Watch { writers } = args.workload {
-        // Watch streams live for the whole run: no per-request timeout on their channels.
-        let watch_channels = connect_streaming(args.conns, endpoints, dial_timeout).await?;
-        return bench_watch::run(
-            args,
-            writers,
-            &channels,
-            &watch_channels,
-            seed,
-            &title,
-            request_timeout,
-        )
-        .await;
+    let channels = connect_all(args.conns, endpoints, dial_timeout, Some(request_timeout)).await?;
+    let Workload::Watch { writers } = args.workload else {
+        return run_requests(args, &channels, seed, &title).await;
+    };
+    // Watch streams live for the whole run: no per-request timeout on their channels.
+    let streams = connect_all(args.conns, endpoints, dial_timeout, None).await?;
+    bench_watch::run(
+        args,
+        writers,
+        &channels,
+        &streams,
+        seed,
+        &title,
+        request_timeout,
+    )
+    .await
+}
+
+/// Connection j goes to endpoint `j % endpoints`; `None` = no request timeout (streams).
+async fn connect_all(
+    conns: usize,
+    endpoints: &[String],
+    dial_timeout: Duration,
+    request_timeout: Option<Duration>,
+) -> Result<Vec<Channel>, CtlError> {
+    let mut channels = Vec::with_capacity(conns);
+    for j in 0..conns {
+        let endpoint = &endpoints[j % endpoints.len()];
+        channels.push(match request_timeout {
+            Some(timeout) => client::connect(endpoint, dial_timeout, timeout).await?,
+            None => client::connect_streaming(endpoint, dial_timeout).await?,
+        });
     }
+    Ok(channels)
+}
+
+/// put, range or txn: `--clients` tasks sending one request at a time.
+async fn run_requests(
+    args: &BenchArgs,
+    channels: &[Channel],
+    seed: u64,
+    title: &str,
+) -> Result<String, CtlError> {
     let shared = Arc::new(Shared {
         workload: args.workload.clone(),
         key_size: args.key_size,
@@ -92,8 +116,7 @@ pub async fn run(
     for client in clients {
         stats.merge(&client.await.expect("bench client panicked"));
     }
-    let elapsed = started.elapsed();
-    let summary = format_summary(&title, &stats, elapsed, is_txn(args));
+    let summary = format_summary(title, &stats, started.elapsed(), is_txn(args));
     if stats.ok() == 0 {
         print!("{summary}");
         return Err(CtlError::BenchFailed(stats.failed()));
@@ -119,20 +142,6 @@ fn validate(args: &BenchArgs) -> Result<(), CtlError> {
         ));
     }
     Ok(())
-}
-
-/// Channels without a request timeout, for long-lived streams.
-async fn connect_streaming(
-    conns: usize,
-    endpoints: &[String],
-    dial_timeout: Duration,
-) -> Result<Vec<Channel>, CtlError> {
-    let mut channels = Vec::with_capacity(conns);
-    for j in 0..conns {
-        let endpoint = &endpoints[j % endpoints.len()];
-        channels.push(client::connect_streaming(endpoint, dial_timeout).await?);
-    }
-    Ok(channels)
 }
 
 fn is_txn(args: &BenchArgs) -> bool {
