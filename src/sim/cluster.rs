@@ -339,6 +339,16 @@ impl Cluster {
         result
     }
 
+    /// Client proposals at `id` taken in one batch: all are proposed before the node's next
+    /// Ready, so they travel in one log write and one round of Appends (the server's
+    /// batching). Stops at the first refusal.
+    pub fn propose_batch(&mut self, id: NodeId, batch: &[Bytes]) -> Result<(), Error> {
+        let raw = self.node(id).raw();
+        let result = batch.iter().try_for_each(|data| raw.propose(data.clone()));
+        self.drive(id);
+        result
+    }
+
     /// Membership change proposed at `id`.
     pub fn propose_conf_change(&mut self, id: NodeId, cc: ConfChange) -> Result<(), Error> {
         let result = self.node(id).raw().propose_conf_change(cc);
