@@ -58,7 +58,8 @@ fn run_seeds(test: &str, nodes: u64) {
     }
     eprintln!(
         "{test}: {} seeds ({} failed), {} steps, {} ticks, {} proposals acknowledged, {} reads, \
-         {} crashes, {} partitions, {} conf changes, {} messages ({} lost) in {:.1}s",
+         {} crashes, {} partitions, {} conf changes, {} snapshots installed, {} messages ({} lost) \
+         in {:.1}s",
         seeds.len(),
         failed.len(),
         total.steps,
@@ -68,6 +69,7 @@ fn run_seeds(test: &str, nodes: u64) {
         total.crashes,
         total.partitions,
         total.conf_changes,
+        total.snapshots,
         total.messages,
         total.lost,
         began.elapsed().as_secs_f64()
@@ -83,6 +85,7 @@ fn add(total: &mut RunStats, run: &RunStats) {
     total.partitions += run.partitions;
     total.conf_changes += run.conf_changes;
     total.reads += run.reads;
+    total.snapshots += run.snapshots;
     total.messages += run.messages;
     total.lost += run.lost;
 }

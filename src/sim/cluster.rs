@@ -93,6 +93,8 @@ pub struct Cluster {
     pub steps: u64,
     /// Event lines, when tracing.
     pub trace: Vec<String>,
+    /// Snapshots from a leader installed by followers (coverage counter).
+    pub snapshots_installed: u64,
 }
 
 impl Cluster {
@@ -110,6 +112,7 @@ impl Cluster {
             now_ticks: 0,
             steps: 0,
             trace: Vec::new(),
+            snapshots_installed: 0,
         }
     }
 
@@ -228,6 +231,7 @@ impl Cluster {
         let node = self.nodes.get_mut(&id).expect("finishing an unknown node");
         let done = node.finish_ready(&mut self.history);
         if let Some(meta) = &done.restored {
+            self.snapshots_installed += 1;
             self.note(|| format!("node {id}: restored snapshot {}/{}", meta.index, meta.term));
         }
         if !done.applied.is_empty() {
