@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 
 use super::cluster::{Cluster, ClusterConfig};
 use super::network::Faults;
-use crate::raft::{ConfChange, ConfChangeKind, NodeId, Role};
+use crate::raft::{ConfChange, ConfChangeKind, NodeId};
 
 /// The shape of one run.
 #[derive(Clone, Debug)]
@@ -313,14 +313,9 @@ impl Chaos {
                 parts.push(format!("{} down", node.id));
                 continue;
             };
-            let role = match raw.role() {
-                Role::Leader => "L",
-                Role::Candidate => "C",
-                Role::PreCandidate => "P",
-                Role::Follower => "F",
-            };
+            let role = raw.role();
             parts.push(format!(
-                "{} {role} t{} lead={:?} commit={} applied={} last={}",
+                "{} {role:?} t{} lead={:?} commit={} applied={} last={}",
                 node.id,
                 raw.term(),
                 raw.leader().map(|l| l.0),

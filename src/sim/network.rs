@@ -139,16 +139,6 @@ impl Network {
         self.in_flight.is_empty()
     }
 
-    /// The messages in flight, in no particular order.
-    pub fn in_flight(&self) -> impl Iterator<Item = &Message> {
-        self.in_flight.iter().map(|m| &m.msg)
-    }
-
-    /// The earliest tick at which some message becomes due, if any is in flight.
-    pub fn next_due_ticks(&self) -> Option<u64> {
-        self.in_flight.iter().map(|m| m.deliver_at_ticks).min()
-    }
-
     /// Cuts the link from `from` to `to` (one way).
     pub fn block(&mut self, from: NodeId, to: NodeId) {
         self.blocked.insert((from, to));
@@ -172,11 +162,6 @@ impl Network {
     /// Whether the link from `from` to `to` is cut.
     pub fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
         self.blocked.contains(&(from, to))
-    }
-
-    /// The cut links, for printing.
-    pub fn blocked(&self) -> impl Iterator<Item = &(NodeId, NodeId)> {
-        self.blocked.iter()
     }
 
     /// Notes a message lost at delivery time (partition or dead receiver).

@@ -18,7 +18,7 @@ use super::disk::Disk;
 use super::history::History;
 use crate::raft::{
     ConfChange, ConfState, Config, Entry, EntryKind, Index, Message, NodeId, RawNode, ReadState,
-    Ready, RecoveredState, Role, SnapshotMetadata, SoftState,
+    Ready, RecoveredState, SnapshotMetadata, SoftState,
 };
 
 /// What finishing a Ready produced that the cluster must act on.
@@ -113,11 +113,6 @@ impl SimNode {
         self.raw
             .as_mut()
             .unwrap_or_else(|| panic!("node {id} is down"))
-    }
-
-    /// Role, or `None` when down.
-    pub fn role(&self) -> Option<Role> {
-        self.raw.as_ref().map(|r| r.role())
     }
 
     /// Hands pending snapshot reports to the core.

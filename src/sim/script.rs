@@ -28,7 +28,7 @@ use bytes::Bytes;
 
 use super::cluster::{Cluster, ClusterConfig};
 use super::format;
-use crate::raft::{ConfChange, ConfChangeKind, NodeId, Role};
+use crate::raft::{ConfChange, ConfChangeKind, NodeId};
 
 /// One command of a script with its expected and actual output.
 #[derive(Clone, Debug)]
@@ -238,15 +238,10 @@ impl Runner {
                 out.push(format!("{}: {why}", node.id));
                 continue;
             };
-            let role = match raw.role() {
-                Role::Leader => "Leader",
-                Role::Candidate => "Candidate",
-                Role::PreCandidate => "PreCandidate",
-                Role::Follower => "Follower",
-            };
+            let role = raw.role();
             let lead = raw.leader().map_or("none".to_string(), |l| l.to_string());
             out.push(format!(
-                "{}: {role} term={} leader={lead} commit={} applied={} last={} {}",
+                "{}: {role:?} term={} leader={lead} commit={} applied={} last={} {}",
                 node.id,
                 raw.term(),
                 raw.commit(),
