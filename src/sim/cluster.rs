@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use super::format;
 use super::history::History;
 use super::network::Network;
-use super::node::SimNode;
+use super::node::{Report, SimNode};
 use crate::raft::{
     ConfChange, ConfChangeKind, ConfState, Config, Error, MessageKind, NodeId, Role,
 };
@@ -277,17 +277,29 @@ impl Cluster {
     fn send(&mut self, messages: Vec<crate::raft::Message>) {
         for msg in messages {
             let (from, to, kind) = (msg.from, msg.to, msg.kind);
+            let cut = self.net.is_blocked(from, to);
             let sent = self.net.send(msg, self.now_ticks, &mut self.rng);
-            if !sent && kind == MessageKind::InstallSnapshot {
-                self.report_snapshot(from, to, false);
+            if !sent {
+                self.report_loss(from, to, kind, cut);
             }
         }
     }
 
-    fn report_snapshot(&mut self, from: NodeId, to: NodeId, ok: bool) {
+    /// Tells the sender what its transport would notice about a lost message: a failed
+    /// snapshot always, an unreachable peer when the link is cut or the peer is down (a
+    /// random drop goes unnoticed, as on a real network).
+    fn report_loss(&mut self, from: NodeId, to: NodeId, kind: MessageKind, noticed: bool) {
+        if kind == MessageKind::InstallSnapshot {
+            self.report(from, Report::Snapshot { to, ok: false });
+        } else if kind == MessageKind::Append && noticed {
+            self.report(from, Report::Unreachable(to));
+        }
+    }
+
+    fn report(&mut self, from: NodeId, report: Report) {
         if let Some(node) = self.nodes.get_mut(&from) {
             if node.is_up() {
-                node.pending_reports.push((to, ok));
+                node.pending_reports.push(report);
             }
         }
     }
@@ -305,9 +317,7 @@ impl Cluster {
         if !alive || self.net.is_blocked(from, to) {
             self.net.note_lost();
             self.note(|| format!("lost {}", format::message(&msg)));
-            if kind == MessageKind::InstallSnapshot {
-                self.report_snapshot(from, to, false);
-            }
+            self.report_loss(from, to, kind, true);
             return true;
         }
         self.net.note_delivered();
@@ -317,7 +327,7 @@ impl Cluster {
         }
         self.drive(to);
         if kind == MessageKind::InstallSnapshot {
-            self.report_snapshot(from, to, true);
+            self.report(from, Report::Snapshot { to, ok: true });
             if self.nodes.contains_key(&from) {
                 self.drive(from);
             }
