@@ -17,9 +17,11 @@
 //! [check-quorum=false]`, `campaign N`, `propose N DATA`, `propose-conf-change N
 //! add-learner|add-voter|remove M`, `deliver` (what is in flight now), `stabilize` (until
 //! quiet), `tick N [verbose]` (N rounds of: tick every node, stabilize; prints state
-//! changes only, or every message with `verbose`),
-//! `partition A.. | B..`, `block A -> B`, `heal`, `crash N`, `restart N`, `compact N`,
-//! `read-index N CTX`, `transfer-leader N M`, `status`, `log`, `applied N`.
+//! changes only, or every message with `verbose`), `partition A.. | B..`, `block A -> B`
+//! (one way), `heal`, `crash N` (loses every unsynced write), `restart N`, `compact N`
+//! (snapshot at the applied index), `read-index N CTX`, `transfer-leader N M`, `status`,
+//! `log`, `applied N`. Event commands print each delivered message (`lost ...` when a cut
+//! link or a dead node ate it) and each change of role, applied batch and served read.
 //! The interpreter does no IO; `tests/golden.rs` reads and writes the files.
 
 use std::fmt::Write;
