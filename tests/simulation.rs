@@ -10,7 +10,11 @@
 //! - `SEED=n` replays seed n alone, with an event trace printed on failure;
 //! - `SIM_SEEDS=n` runs n seeds per cluster size (default 1000 each, 2000 in all);
 //! - `SIM_START=s` starts at seed s;
-//! - `SIM_KEEP_GOING=1` runs every seed and reports how many failed instead of stopping.
+//! - `SIM_KEEP_GOING=1` runs every seed and reports how many failed instead of stopping;
+//! - `SIM_TRACE_LINES=n` prints the last n trace lines of a failing `SEED` (default 200).
+//!
+//! The default 2000 seeds (about 4,000 events each) take 5 to 20 seconds in a debug build
+//! on two cores; each test prints its seed, event and fault counts.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;

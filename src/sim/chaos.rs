@@ -5,7 +5,8 @@
 //! within a bounded number of ticks (liveness).
 //!
 //! Safety is checked by the cluster after every event; this driver adds the liveness
-//! check (in `sim::liveness`). The same seed always yields the same run. Called by `tests/simulation.rs`.
+//! check (in `sim::liveness`). The same seed always yields the same run. Called by
+//! `tests/simulation.rs`.
 
 use bytes::Bytes;
 use rand::rngs::StdRng;

@@ -10,8 +10,8 @@
 //! Layers, bottom up: [`disk`], [`network`], [`app`] (plain data), [`node`] (the Ready
 //! loop), [`cluster`] (events), then the two drivers: [`chaos`] with [`liveness`] (random
 //! fault schedules for `tests/simulation.rs`) and [`script`] (the golden scenarios of
-//! `tests/golden/`); [`format`] prints for both. The simulator does no IO, reads no clock and uses no global RNG. It is test support:
-//! the server never calls it.
+//! `tests/golden/`); [`format`] prints for both. The simulator does no IO, reads no clock
+//! and uses no global RNG. It is test support: the server never calls it.
 
 pub mod app;
 pub mod chaos;
