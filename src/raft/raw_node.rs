@@ -237,9 +237,8 @@ impl RawNode {
         }
         self.outstanding = false;
         let log = &mut self.raft.log;
-        if let Some(index) = log.snapshot_in_progress.take() {
-            log.applied = log.applied.max(index);
-        }
+        // `ready` moved both marks past the snapshot it handed out, if any.
+        log.snapshot_in_progress = None;
         log.persisted = log.in_progress;
         log.applied = log.applying;
         if self.raft.role == Role::Leader {
