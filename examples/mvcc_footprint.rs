@@ -4,6 +4,7 @@
 //! ```text
 //! mvcc_footprint load <dir> <keys> <value_bytes> <cache_mib>   # fresh store, load, sync
 //! mvcc_footprint open <dir> <cache_mib>                        # a restart: reopen only
+//! mvcc_footprint defrag <dir> <cache_mib>                      # reopen, then defrag
 //! ```
 //! Prints the bytes on disk (apparent and allocated) after `sync_durable`, the store's
 //! `db_size`, and this process's RSS (VmRSS, VmHWM from /proc/self/status), in total and
@@ -94,7 +95,8 @@ fn report(what: &str, dir: &Path, store: &Store<SledBackend>, rss_before: u64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: mvcc_footprint load <dir> <keys> <value_bytes> <cache_mib> | open <dir> <cache_mib>";
+    let usage = "usage: mvcc_footprint load <dir> <keys> <value_bytes> <cache_mib> \
+                 | open <dir> <cache_mib> | defrag <dir> <cache_mib>";
     let arg = |i: usize| args.get(i).unwrap_or_else(|| panic!("{usage}"));
     let num = |i: usize| arg(i).parse::<u64>().unwrap_or_else(|_| panic!("{usage}"));
     let dir = Path::new(arg(2));
@@ -111,6 +113,10 @@ fn main() {
             store.sync_durable().expect("sync_durable");
         }
         "open" => {}
+        "defrag" => {
+            let defrag = store.defrag().expect("defrag");
+            println!("defrag: {defrag:?}");
+        }
         _ => panic!("{usage}"),
     }
     let what = format!(
