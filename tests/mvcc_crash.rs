@@ -51,14 +51,14 @@ fn apply_batch<B: Backend>(store: &mut Store<B>, i: u64) {
         };
         b.put(&req).expect("put");
     }
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         let req = DeleteRangeRequest {
             key: key(i * 5),
             ..Default::default()
         };
         b.delete_range(&req).expect("delete_range");
     }
-    if i % 25 == 0 {
+    if i.is_multiple_of(25) {
         // Refused (deterministically) when it would not move the compaction forward.
         let _ = b.compact(b.current_revision() - 30);
     }
@@ -73,7 +73,7 @@ fn expected_map(applied: u64) -> BTreeMap<Vec<u8>, Vec<u8>> {
         for j in 0..4u64 {
             map.insert(key(i * 7 + j * 13), format!("{i}.{j}").into_bytes());
         }
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             map.remove(&key(i * 5));
         }
     }
@@ -101,10 +101,10 @@ fn child(dir: &Path) {
         apply_batch(&mut store, i);
         writeln!(out, "applied {i}").expect("stdout");
         out.flush().expect("stdout");
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             store.compact_step().expect("compact_step");
         }
-        if i % SYNC_EVERY_BATCHES == 0 {
+        if i.is_multiple_of(SYNC_EVERY_BATCHES) {
             let durable = store.sync_durable().expect("sync_durable");
             writeln!(out, "durable {durable}").expect("stdout");
             out.flush().expect("stdout");
