@@ -3,8 +3,8 @@
 //! option, logical and physical compactions, reopens and defrags, run on the real store
 //! (MemBackend and SledBackend) and on the naive model in `mvcc_model/reference.rs`, which
 //! keeps every revision's whole state. Every response (kvs, count, more, header revision,
-//! prev_kvs, deleted, succeeded, errors), every batch's events, the revision counters and
-//! the leased keys must agree; reopening and physical compaction must not change
+//! prev_kvs, deleted, succeeded, errors), every batch's events, history read back with
+//! `events_in` (watch catch-up), the revision counters and the leased keys must agree; reopening and physical compaction must not change
 //! `hash_kv`; both backends must end with the same `hash_kv` at every revision checked.
 //!
 //! On a mismatch the test prints the seed, the failing step and the shortest failing prefix
@@ -165,6 +165,11 @@ fn run_step<B: Backend>(
     match step {
         Step::Batch(reqs) => run_batch(s, model, reqs)?,
         Step::Range(q) => agree("Read", s.range(q), model.range(q))?,
+        Step::Events(q) => {
+            let (k, e, from, to) = (&q.key, &q.range_end, q.from_revision, q.to_revision);
+            let store = s.events_in(k, e, from, to, q.with_prev_kv, q.events_max);
+            agree("Events", store, model.events_in(q))?
+        }
         Step::CompactSteps(n) => {
             let before = hash_now(s)?;
             for _ in 0..*n {
@@ -351,7 +356,7 @@ fn assert_coverage(required: &[&str]) {
     }
 }
 
-const REQUIRED: [&str; 16] = [
+const REQUIRED: [&str; 18] = [
     "Put ok",
     "Put prev_kv: Some",
     "Put refused KeyNotFound",
@@ -368,6 +373,8 @@ const REQUIRED: [&str; 16] = [
     "Compact ok",
     "Compact refused Compacted",
     "Compact refused FutureRevision",
+    "Events ok",
+    "Events refused Compacted",
 ];
 
 #[test]

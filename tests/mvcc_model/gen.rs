@@ -11,7 +11,7 @@ use raftkv::mvcc::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::reference::Model;
+use super::reference::{EventsQuery, Model};
 
 /// One request inside an apply batch.
 #[derive(Clone, Debug)]
@@ -36,6 +36,8 @@ pub enum Step {
     Reopen,
     /// Defragment the backend.
     Defrag,
+    /// Read history back as events (watch catch-up).
+    Events(EventsQuery),
 }
 
 /// The shape of a generated run.
@@ -66,6 +68,7 @@ impl Gen {
             0..=9 => Step::Reopen,
             10..=12 => Step::Defrag,
             13..=59 => Step::CompactSteps(self.rng.gen_range(1..=3)),
+            60..=89 => Step::Events(self.events_query()),
             60..=329 => Step::Range(self.range()),
             _ => {
                 let n = self.rng.gen_range(1..=6);
@@ -163,6 +166,35 @@ impl Gen {
             2 => compacted.max(1),
             3..=5 => current,
             _ => self.rng.gen_range(compacted.max(1)..=current),
+        }
+    }
+
+    /// A history query starting above the compacted revision (a start AT it may or may
+    /// not see deletes there, depending on physical compaction), sometimes below it or
+    /// ending in the future.
+    fn events_query(&mut self) -> EventsQuery {
+        let (key, range_end) = self.key_range(30);
+        let (compacted, current) = (self.model.compacted, self.model.current());
+        let from_revision = match self.rng.gen_range(0..20) {
+            0 if compacted > 0 => compacted - 1,
+            _ => self
+                .rng
+                .gen_range(compacted + 1..=current.max(compacted + 1)),
+        };
+        let to_revision = match self.rng.gen_range(0..20) {
+            0 => current + 1,
+            1 => from_revision - 1,
+            _ => self
+                .rng
+                .gen_range(from_revision..=current.max(from_revision)),
+        };
+        EventsQuery {
+            key,
+            range_end,
+            from_revision,
+            to_revision,
+            with_prev_kv: self.rng.gen_bool(0.5),
+            events_max: self.rng.gen_range(1..=20),
         }
     }
 

@@ -64,6 +64,19 @@ pub struct Model {
     pub applied: u64,
     /// Events of the open batch.
     pub events: Vec<Event>,
+    /// Every committed event, in revision order.
+    pub history: Vec<Event>,
+}
+
+/// A history query: `Store::events_in`'s arguments.
+#[derive(Clone, Debug)]
+pub struct EventsQuery {
+    pub key: Vec<u8>,
+    pub range_end: Vec<u8>,
+    pub from_revision: i64,
+    pub to_revision: i64,
+    pub with_prev_kv: bool,
+    pub events_max: usize,
 }
 
 impl Model {
@@ -74,6 +87,7 @@ impl Model {
             compacted: 0,
             applied: 0,
             events: Vec::new(),
+            history: Vec::new(),
         }
     }
 
@@ -217,7 +231,47 @@ impl Model {
     /// Close the batch: the events it produced, in order.
     pub fn commit(&mut self, applied: u64) -> Vec<Event> {
         self.applied = applied;
+        self.history.extend(self.events.iter().cloned());
         std::mem::take(&mut self.events)
+    }
+
+    /// The committed events on keys in the query's range with revisions in
+    /// `[from, to]`, at most `events_max` unless the last revision taken has more; with
+    /// `prev_kv` = the key at the revision before (None if that is compacted).
+    pub fn events_in(&self, q: &EventsQuery) -> Result<Vec<Event>, Refusal> {
+        let mut refusal = Vec::new();
+        if q.from_revision < self.compacted {
+            refusal.push("Compacted");
+        }
+        if q.to_revision > self.current() {
+            refusal.push("FutureRevision");
+        }
+        if !refusal.is_empty() {
+            return Err(refusal);
+        }
+        let mut out: Vec<Event> = Vec::new();
+        for e in &self.history {
+            let revision = e.kv.mod_revision;
+            let wanted = (q.from_revision..=q.to_revision).contains(&revision)
+                && in_range(&e.kv.key, &q.key, &q.range_end);
+            if !wanted {
+                continue;
+            }
+            let last = out.last().map(|l| l.kv.mod_revision);
+            if out.len() >= q.events_max && last != Some(revision) {
+                break;
+            }
+            let before = revision - 1;
+            let prev_kv = match q.with_prev_kv && before >= self.compacted {
+                true => self.states[before as usize].get(&e.kv.key).cloned(),
+                false => None,
+            };
+            out.push(Event {
+                prev_kv,
+                ..e.clone()
+            });
+        }
+        Ok(out)
     }
 
     /// Keys with a lease at the current revision.
