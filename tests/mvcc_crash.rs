@@ -11,6 +11,9 @@
 //!   in memory (same `hash_kv`, same kvs with their revisions);
 //! - the store keeps working: the next child continues from applied + 1.
 //!
+//! The same checks run against `MemBackend`'s crash simulation (crash keeping a random
+//! prefix of the unsynced writes), which the cluster simulator relies on.
+//!
 //! No sleeps: the parent waits on the child's stdout lines with a deadline. `SEED=n`
 //! replays a kill schedule; `MVCC_CRASH_KILLS=n` changes the number of kills (default 30).
 
@@ -182,9 +185,15 @@ fn run_child_and_kill(dir: &Path, lines: usize) -> Reported {
 /// Check the store left by a killed child; returns its applied index.
 fn check_after_crash(dir: &Path, durable: u64, kill: usize, seed: u64) -> u64 {
     let store = Store::open(open_sled(dir, &SledConfig::default())).expect("reopen after kill");
+    let ctx = format!("SEED={seed} kill {kill}");
+    check_recovered(&store, durable, &ctx)
+}
+
+/// The checks on a store reopened after a crash; returns its applied index.
+fn check_recovered<B: Backend>(store: &Store<B>, durable: u64, ctx: &str) -> u64 {
     store.check_invariants();
     let applied = store.applied_index();
-    let ctx = format!("SEED={seed} kill {kill}: applied {applied}, durable {durable}");
+    let ctx = format!("{ctx}: applied {applied}, durable {durable}");
     assert!(applied >= durable, "{ctx}: lost durable batches");
     let stored_last = store.app_meta(b"last_batch").expect("app_meta");
     let expected_last = (applied > 0).then(|| applied.to_be_bytes().to_vec());
@@ -192,7 +201,7 @@ fn check_after_crash(dir: &Path, durable: u64, kill: usize, seed: u64) -> u64 {
         stored_last, expected_last,
         "{ctx}: server record of another batch"
     );
-    let pairs: BTreeMap<Vec<u8>, Vec<u8>> = all_kvs(&store)
+    let pairs: BTreeMap<Vec<u8>, Vec<u8>> = all_kvs(store)
         .into_iter()
         .map(|kv| (kv.key, kv.value))
         .collect();
@@ -206,7 +215,7 @@ fn check_after_crash(dir: &Path, durable: u64, kill: usize, seed: u64) -> u64 {
         apply_batch(&mut replay, i);
     }
     assert_eq!(
-        all_kvs(&store),
+        all_kvs(store),
         all_kvs(&replay),
         "{ctx}: revisions differ from a replay"
     );
@@ -252,4 +261,37 @@ fn sigkill_at_random_points_keeps_batches_whole_and_durable_ones() {
     let mut store = Store::open(open_sled(dir.path(), &SledConfig::default())).expect("open");
     apply_batch(&mut store, last_applied + 1);
     assert_eq!(store.applied_index(), last_applied + 1);
+}
+
+/// The same checks with the in-memory backend's crash simulation (what the cluster
+/// simulator relies on): apply a random number of batches with syncs and compaction steps,
+/// crash keeping a random prefix of the unsynced writes, reopen, check, continue.
+#[test]
+fn simulated_crashes_of_mem_backend_keep_batches_whole_and_durable_ones() {
+    let seed = env_u64("SEED").unwrap_or(1);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut backend = MemBackend::with_crash_tracking();
+    let (mut durable, mut committed, mut crashes_losing_batches) = (0, 0, 0);
+    for crash in 0..env_u64("MVCC_CRASH_KILLS").unwrap_or(30) * 5 {
+        let mut store = Store::open(backend.clone()).expect("open");
+        let ctx = format!("SEED={seed} simulated crash {crash}");
+        let applied = check_recovered(&store, durable, &ctx);
+        crashes_losing_batches += u32::from(applied < committed);
+        committed = applied + rng.gen_range(0..12);
+        for i in applied + 1..=committed {
+            apply_batch(&mut store, i);
+            if rng.gen_bool(0.3) {
+                store.compact_step().expect("compact_step");
+            }
+            if rng.gen_bool(0.2) {
+                durable = store.sync_durable().expect("sync_durable");
+            }
+        }
+        let kept = rng.gen_range(0..=backend.unsynced_batches());
+        backend = backend.crash(kept);
+    }
+    assert!(
+        crashes_losing_batches > 0,
+        "no crash lost an unsynced batch: test too weak"
+    );
 }
