@@ -1,11 +1,13 @@
 //! Model test of the MVCC store: seeded random sequences of puts, delete ranges, txns
 //! (nested, with compares on every target), reads at random revisions with every Range
-//! option, logical and physical compactions, reopens and defrags, run on the real store
-//! (MemBackend and SledBackend) and on the naive model in `mvcc_model/reference.rs`, which
-//! keeps every revision's whole state. Every response (kvs, count, more, header revision,
-//! prev_kvs, deleted, succeeded, errors), every batch's events, history read back with
-//! `events_in` (watch catch-up), the revision counters and the leased keys must agree; reopening and physical compaction must not change
-//! `hash_kv`; both backends must end with the same `hash_kv` at every revision checked.
+//! option, logical and physical compactions, reopens, defrags and snapshot installs, run
+//! on the real store (MemBackend and SledBackend) and on the naive model in
+//! `mvcc_model/reference.rs`, which keeps every revision's whole state. Every response
+//! (kvs, count, more, header revision, prev_kvs, deleted, succeeded, errors), every batch's
+//! events, history read back with `events_in` (watch catch-up), the revision counters and
+//! the leased keys must agree; reopening, physical compaction, defrag and installing the
+//! store's own snapshot must not change `hash_kv`; both backends must end with the same
+//! `hash_kv` at every revision checked.
 //!
 //! On a mismatch the test prints the seed, the failing step and the shortest failing prefix
 //! (the steps up to the first mismatch, then shrunk by dropping chunks while it still
@@ -189,6 +191,19 @@ fn run_step<B: Backend>(
                 return Err(format!("reopen changed hash_kv: {before:?} -> {after:?}"));
             }
             check_leased(store.as_ref().unwrap(), model)?;
+        }
+        Step::InstallOwnSnapshot => {
+            let before = hash_now(s)?;
+            let mut image = Vec::new();
+            let mut reader = s.snapshot().map_err(|e| format!("snapshot: {e}"))?;
+            std::io::Read::read_to_end(&mut reader, &mut image).map_err(|e| e.to_string())?;
+            drop(reader);
+            s.install_snapshot(&image[..])
+                .map_err(|e| format!("install: {e}"))?;
+            if hash_now(s)? != before {
+                return Err("installing the store's own snapshot changed hash_kv".into());
+            }
+            check_leased(s, model)?;
         }
         Step::Defrag => {
             let before = hash_now(s)?;

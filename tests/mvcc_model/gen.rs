@@ -38,6 +38,9 @@ pub enum Step {
     Defrag,
     /// Read history back as events (watch catch-up).
     Events(EventsQuery),
+    /// Export a snapshot of the store and install it over the store itself (the
+    /// follower's path): nothing may change.
+    InstallOwnSnapshot,
 }
 
 /// The shape of a generated run.
@@ -67,7 +70,8 @@ impl Gen {
         let step = match self.rng.gen_range(0..1000) {
             0..=9 => Step::Reopen,
             10..=12 => Step::Defrag,
-            13..=59 => Step::CompactSteps(self.rng.gen_range(1..=3)),
+            13..=15 => Step::InstallOwnSnapshot,
+            16..=59 => Step::CompactSteps(self.rng.gen_range(1..=3)),
             60..=89 => Step::Events(self.events_query()),
             60..=329 => Step::Range(self.range()),
             _ => {
