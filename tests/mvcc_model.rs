@@ -175,7 +175,12 @@ fn run_step<B: Backend>(
         Step::CompactSteps(n) => {
             let before = hash_now(s)?;
             for _ in 0..*n {
-                s.compact_step().map_err(|e| format!("compact_step: {e}"))?;
+                let progress = s.compact_step().map_err(|e| format!("compact_step: {e}"))?;
+                let name = format!("{progress:?}");
+                seen(format!(
+                    "compact_step {}",
+                    name.split([' ', '{']).next().unwrap()
+                ));
             }
             if hash_now(s)? != before {
                 return Err("physical compaction changed hash_kv".into());
@@ -371,7 +376,7 @@ fn assert_coverage(required: &[&str]) {
     }
 }
 
-const REQUIRED: [&str; 18] = [
+const REQUIRED: [&str; 20] = [
     "Put ok",
     "Put prev_kv: Some",
     "Put refused KeyNotFound",
@@ -390,6 +395,8 @@ const REQUIRED: [&str; 18] = [
     "Compact refused FutureRevision",
     "Events ok",
     "Events refused Compacted",
+    "compact_step Running",
+    "compact_step Finished",
 ];
 
 #[test]

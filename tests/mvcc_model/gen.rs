@@ -52,13 +52,18 @@ pub struct GenConfig {
 struct Gen {
     rng: StdRng,
     model: Model,
+    /// Share of batch requests that are compactions, per 10,000.
+    compact_per_10k: u32,
 }
 
-/// The step sequence of `seed`.
+/// The step sequence of `seed`. Odd seeds compact often (short histories, many refused
+/// reads); even seeds rarely, so physical compactions span several steps, interleaved
+/// with writes, reopens and newer compactions.
 pub fn generate(seed: u64, config: &GenConfig) -> Vec<Step> {
     let mut g = Gen {
         rng: StdRng::seed_from_u64(seed),
         model: Model::new(),
+        compact_per_10k: if seed % 2 == 1 { 300 } else { 5 },
     };
     (0..config.steps).map(|_| g.step()).collect()
 }
@@ -97,12 +102,14 @@ impl Gen {
     }
 
     fn req(&mut self) -> Req {
+        if self.rng.gen_range(0..10_000) < self.compact_per_10k {
+            return Req::Compact(self.revision_near(true));
+        }
         match self.rng.gen_range(0..100) {
-            0..=39 => Req::Put(self.put()),
-            40..=51 => Req::Delete(self.delete()),
-            52..=77 => Req::Txn(self.txn(0)),
-            78..=96 => Req::Range(self.range()),
-            _ => Req::Compact(self.revision_near(true)),
+            0..=40 => Req::Put(self.put()),
+            41..=52 => Req::Delete(self.delete()),
+            53..=79 => Req::Txn(self.txn(0)),
+            _ => Req::Range(self.range()),
         }
     }
 
