@@ -404,7 +404,7 @@ fn store_matches_model_on_mem_and_sled() {
     let steps = env_u64("MVCC_STEPS").unwrap_or(3000) as usize;
     let seeds: Vec<u64> = match env_u64("SEED") {
         Some(seed) => vec![seed],
-        None => (1..=env_u64("MVCC_SEEDS").unwrap_or(10)).collect(),
+        None => (1..=env_u64("MVCC_SEEDS").unwrap_or(8)).collect(),
     };
     for seed in seeds {
         check_seed(seed, steps, &[Kind::Mem, Kind::Sled]);
@@ -418,7 +418,7 @@ fn store_matches_model_short_sequences() {
     if env_u64("SEED").is_some() {
         return;
     }
-    let seeds = env_u64("MVCC_SEEDS").unwrap_or(10) * 10;
+    let seeds = env_u64("MVCC_SEEDS").unwrap_or(8) * 10;
     for seed in 1000..1000 + seeds {
         check_seed(seed, 150, &[Kind::Mem]);
     }
