@@ -78,7 +78,7 @@ impl Gen {
             13..=15 => Step::InstallOwnSnapshot,
             16..=59 => Step::CompactSteps(self.rng.gen_range(1..=3)),
             60..=89 => Step::Events(self.events_query()),
-            60..=329 => Step::Range(self.range()),
+            90..=329 => Step::Range(self.range()),
             _ => {
                 let n = self.rng.gen_range(1..=6);
                 Step::Batch((0..n).map(|_| self.req()).collect())
