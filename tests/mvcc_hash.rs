@@ -178,6 +178,7 @@ fn hash_phases<B: Backend>(
     mut store: Store<B>,
     reopen: &mut dyn FnMut(Store<B>) -> Store<B>,
 ) {
+    eprintln!("seed {seed}: start (replay with SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
     build(&mut store, &mut rng, 1800);
     let before = fingerprint(&store);
