@@ -12,5 +12,6 @@ pub mod mvcc;
 pub mod peer;
 pub mod proto;
 pub mod raft;
+pub mod server;
 pub mod sim;
 pub mod wal;
