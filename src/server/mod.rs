@@ -12,11 +12,20 @@
 //! This module must not speak gRPC or HTTP itself: the API layer maps [`ServerError`] to
 //! `tonic::Status` with [`ServerError::code`] and [`ServerError::message`].
 
+mod apply;
 mod config;
+mod convert;
+mod driver;
 mod error;
 mod etcd_server;
 mod ids;
+mod inbox;
+mod members;
 mod metrics;
+mod reads;
+mod ready;
+mod shared;
+mod storage;
 pub mod transport;
 
 pub use config::{ClusterState, ServerConfig};
