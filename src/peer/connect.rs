@@ -88,10 +88,13 @@ pub async fn dial(url: &str, opts: &DialOptions) -> Result<Channel, ConnectError
         .http2_keep_alive_interval(opts.keepalive_interval)
         .keep_alive_timeout(opts.keepalive_timeout)
         .keep_alive_while_idle(true);
-    endpoint.connect().await.map_err(|source| ConnectError::Dial {
-        url: url.to_string(),
-        source,
-    })
+    endpoint
+        .connect()
+        .await
+        .map_err(|source| ConnectError::Dial {
+            url: url.to_string(),
+            source,
+        })
 }
 
 #[cfg(test)]

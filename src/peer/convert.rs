@@ -16,8 +16,8 @@ use thiserror::Error;
 
 use crate::proto::raftkvpb;
 use crate::raft::{
-    ConfState, Entry, EntryKind, Index, Message, MessageKind, NodeId, Snapshot,
-    SnapshotMetadata, Term,
+    ConfState, Entry, EntryKind, Index, Message, MessageKind, NodeId, Snapshot, SnapshotMetadata,
+    Term,
 };
 
 /// Why a message received from a peer was refused. The text names the offending field so

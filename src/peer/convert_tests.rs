@@ -10,8 +10,8 @@ use rand::{Rng, SeedableRng};
 use super::convert::{message_from_pb, message_to_pb, MalformedMessage};
 use crate::proto::raftkvpb;
 use crate::raft::{
-    ConfState, Entry, EntryKind, Index, Message, MessageKind, NodeId, Snapshot,
-    SnapshotMetadata, Term,
+    ConfState, Entry, EntryKind, Index, Message, MessageKind, NodeId, Snapshot, SnapshotMetadata,
+    Term,
 };
 
 const KINDS: [MessageKind; 14] = [
@@ -52,7 +52,11 @@ fn random_message(rng: &mut StdRng, kind: MessageKind) -> Message {
             m.entries.push(Entry {
                 term: Term(term),
                 index: Index(m.index.0 + 1 + i),
-                kind: if rng.gen() { EntryKind::Normal } else { EntryKind::ConfChange },
+                kind: if rng.gen() {
+                    EntryKind::Normal
+                } else {
+                    EntryKind::ConfChange
+                },
                 data: random_bytes(rng, 64),
             });
         }
@@ -65,7 +69,10 @@ fn random_message(rng: &mut StdRng, kind: MessageKind) -> Message {
 
 fn random_bytes(rng: &mut StdRng, len_max: usize) -> Bytes {
     let len = rng.gen_range(0..=len_max);
-    (0..len).map(|_| rng.gen::<u8>()).collect::<Vec<u8>>().into()
+    (0..len)
+        .map(|_| rng.gen::<u8>())
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 fn snapshot(index: u64, voters: &[u64], learners: &[u64]) -> Snapshot {
@@ -96,7 +103,11 @@ fn every_kind_round_trips_through_the_wire() {
             let wire = message_to_pb(m.clone()).encode_to_vec();
             let pb = raftkvpb::Message::decode(wire.as_slice()).expect("decode");
             let back = message_from_pb(pb);
-            assert_eq!(back.as_ref(), Ok(&m), "seed {seed} (replay with SEED={seed})");
+            assert_eq!(
+                back.as_ref(),
+                Ok(&m),
+                "seed {seed} (replay with SEED={seed})"
+            );
         }
     }
 }
@@ -136,10 +147,16 @@ fn unknown_kinds_and_zero_ids_are_refused() {
 
     let mut pb = valid_append();
     pb.from = 0;
-    assert_eq!(message_from_pb(pb), Err(MalformedMessage::ZeroId { field: "from" }));
+    assert_eq!(
+        message_from_pb(pb),
+        Err(MalformedMessage::ZeroId { field: "from" })
+    );
     let mut pb = valid_append();
     pb.to = 0;
-    assert_eq!(message_from_pb(pb), Err(MalformedMessage::ZeroId { field: "to" }));
+    assert_eq!(
+        message_from_pb(pb),
+        Err(MalformedMessage::ZeroId { field: "to" })
+    );
 }
 
 #[test]
@@ -188,9 +205,18 @@ fn snapshots_only_where_they_belong_and_only_sane_ones() {
     };
     assert!(message_from_pb(install_snapshot(Some(snapshot(7, &[1, 2], &[3])))).is_ok());
     assert_eq!(bad(install_snapshot(None)), "missing");
-    assert_eq!(bad(install_snapshot(Some(snapshot(0, &[1], &[])))), "index or term is 0");
-    assert_eq!(bad(install_snapshot(Some(snapshot(7, &[], &[3])))), "conf state has no voters");
-    assert_eq!(bad(install_snapshot(Some(snapshot(7, &[1, 0], &[])))), "conf state names member 0");
+    assert_eq!(
+        bad(install_snapshot(Some(snapshot(0, &[1], &[])))),
+        "index or term is 0"
+    );
+    assert_eq!(
+        bad(install_snapshot(Some(snapshot(7, &[], &[3])))),
+        "conf state has no voters"
+    );
+    assert_eq!(
+        bad(install_snapshot(Some(snapshot(7, &[1, 0], &[])))),
+        "conf state names member 0"
+    );
     assert_eq!(
         bad(install_snapshot(Some(snapshot(7, &[1, 2], &[2])))),
         "a member is both voter and learner"

@@ -80,14 +80,21 @@ impl PeerStream {
 
     /// Runs until the transport drops the queue.
     pub(super) async fn run(mut self) {
-        let Some(inbox) = self.shared.attached().await else { return };
+        let Some(inbox) = self.shared.attached().await else {
+            return;
+        };
         let cluster_id = inbox.cluster_id();
         let opts = self.shared.opts.clone();
         let mut backoff = opts.backoff_min;
         loop {
             // Connect lazily: a configured peer nobody talks to costs nothing.
-            let Some(first) = self.queue.recv().await else { return };
-            let url = self.urls.get(self.next_url % self.urls.len().max(1)).cloned();
+            let Some(first) = self.queue.recv().await else {
+                return;
+            };
+            let url = self
+                .urls
+                .get(self.next_url % self.urls.len().max(1))
+                .cloned();
             let Some(url) = url else {
                 self.fail(&*inbox, "no peer urls configured".to_string());
                 continue;

@@ -53,7 +53,9 @@ impl Read for ChunkReader {
             match self.rx.blocking_recv() {
                 Some(Piece::Data(b)) => self.current = b,
                 Some(Piece::End) => self.done = true,
-                Some(Piece::Fail(why)) => return Err(io::Error::new(io::ErrorKind::InvalidData, why)),
+                Some(Piece::Fail(why)) => {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, why))
+                }
                 None => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -144,7 +146,11 @@ async fn feed(
         }
         chunk = match stream.message().await {
             Ok(Some(c)) => c,
-            Ok(None) => break Err(Status::invalid_argument("snapshot stream ended without last chunk")),
+            Ok(None) => {
+                break Err(Status::invalid_argument(
+                    "snapshot stream ended without last chunk",
+                ))
+            }
             Err(status) => break Err(status),
         };
     };
@@ -165,7 +171,9 @@ fn check_chunk(chunk: &raftkvpb::SnapshotChunk, offset: u64) -> Result<(), Statu
         )));
     }
     if offset > 0 && chunk.message.is_some() {
-        return Err(Status::invalid_argument("snapshot message repeated in a later chunk"));
+        return Err(Status::invalid_argument(
+            "snapshot message repeated in a later chunk",
+        ));
     }
     Ok(())
 }

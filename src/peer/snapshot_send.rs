@@ -39,7 +39,9 @@ pub(super) async fn send_snapshot(
     msg: Message,
     image: Box<dyn Read + Send>,
 ) {
-    let Some(inbox) = shared.attached().await else { return };
+    let Some(inbox) = shared.attached().await else {
+        return;
+    };
     let to = msg.to;
     let index = msg.snapshot.as_ref().map(|s| s.metadata.index.0);
     let result = transfer(&shared, inbox.cluster_id(), &urls, msg, image).await;
@@ -83,7 +85,9 @@ async fn transfer(
         tokio::task::spawn_blocking(move || read_chunks(image, cluster_id, first, chunk_bytes, tx));
     let mut client = RaftPeerClient::new(channel).max_decoding_message_size(usize::MAX);
     let call = client.install_snapshot(ReceiverStream::new(rx)).await;
-    let read = reader.await.map_err(|e| format!("image reader task: {e}"))?;
+    let read = reader
+        .await
+        .map_err(|e| format!("image reader task: {e}"))?;
     let sent = read.map_err(|e| format!("reading the image: {e}"))?;
     let received = call
         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
