@@ -72,7 +72,8 @@ impl Read for ChunkReader {
 }
 
 /// Receives one snapshot from `stream` and installs it through `inbox`; returns the image
-/// size. Errors are what the sender sees.
+/// bytes the installer consumed (fewer than sent if it accepted without reading the whole
+/// image: its store was already as new). Errors are what the sender sees.
 pub async fn receive(
     inbox: Arc<dyn RaftInbox>,
     mut stream: Streaming<raftkvpb::SnapshotChunk>,

@@ -49,10 +49,12 @@ pub(super) async fn send_snapshot(
         Ok(bytes) => tracing::info!(peer = %to, ?index, bytes, "snapshot sent"),
         Err(why) => tracing::warn!(peer = %to, ?index, error = %why, "snapshot send failed"),
     }
-    inbox.report_snapshot(to, result.is_ok());
+    // The server may block here while its input queue is full: keep that off the runtime.
+    let ok = result.is_ok();
+    let _ = tokio::task::spawn_blocking(move || inbox.report_snapshot(to, ok)).await;
 }
 
-/// Streams the snapshot to the first URL that answers; returns the image size.
+/// Streams the snapshot to the first URL that answers; returns the bytes sent.
 async fn transfer(
     shared: &Shared,
     cluster_id: u64,
@@ -89,13 +91,9 @@ async fn transfer(
         .await
         .map_err(|e| format!("image reader task: {e}"))?;
     let sent = read.map_err(|e| format!("reading the image: {e}"))?;
-    let received = call
-        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
-        .into_inner()
-        .received_bytes;
-    if received != sent {
-        return Err(format!("peer stored {received} of {sent} bytes"));
-    }
+    // Success is the receiver's word: it may accept without reading the whole image (when
+    // its store is already at least as new), so `received_bytes` can be below `sent`.
+    call.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
     Ok(sent)
 }
 
