@@ -43,7 +43,6 @@ pub struct ApplyContext<'a> {
     pub metrics: &'a Metrics,
 }
 
-
 /// Applies `entries` (committed, in log order) in one store batch.
 pub fn apply_entries(cx: ApplyContext<'_>, entries: &[Entry]) -> Result<ApplyOutcome, ServerError> {
     let mut out = ApplyOutcome::default();
@@ -67,7 +66,9 @@ pub fn apply_entries(cx: ApplyContext<'_>, entries: &[Entry]) -> Result<ApplyOut
         let fresh = e.index.0 > applied_before;
         match e.kind {
             EntryKind::ConfChange => {
-                let Some(cc) = decode_conf_change(e) else { continue };
+                let Some(cc) = decode_conf_change(e) else {
+                    continue;
+                };
                 let cs = cx.raw.apply_conf_change(&cc);
                 if fresh {
                     members::put_conf_state(&mut batch, &cs);
@@ -163,7 +164,11 @@ fn apply_normal(
             Ok(Applied::MemberAttr)
         }
         other => {
-            tracing::warn!(index = e.index.0, ?other, "ignoring a request kind not served yet");
+            tracing::warn!(
+                index = e.index.0,
+                ?other,
+                "ignoring a request kind not served yet"
+            );
             return;
         }
     };

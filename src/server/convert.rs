@@ -60,7 +60,8 @@ fn compare(c: &pb::Compare) -> mvcc::Compare {
         CompareResult::Less => mvcc::CompareResult::Less,
         CompareResult::NotEqual => mvcc::CompareResult::NotEqual,
     };
-    let num = |want: fn(&TargetUnion) -> Option<i64>| c.target_union.as_ref().and_then(want).unwrap_or(0);
+    let num =
+        |want: fn(&TargetUnion) -> Option<i64>| c.target_union.as_ref().and_then(want).unwrap_or(0);
     let target = match CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version) {
         CompareTarget::Version => mvcc::CompareTarget::Version(num(|u| match u {
             TargetUnion::Version(v) => Some(*v),
@@ -165,7 +166,9 @@ pub fn txn_response(r: mvcc::TxnResponse, header: pb::ResponseHeader) -> pb::Txn
         .map(|op| {
             let h = header;
             let response = match op {
-                mvcc::ResponseOp::Range(x) => response_op::Response::ResponseRange(range_response(x, h)),
+                mvcc::ResponseOp::Range(x) => {
+                    response_op::Response::ResponseRange(range_response(x, h))
+                }
                 mvcc::ResponseOp::Put(x) => response_op::Response::ResponsePut(put_response(x, h)),
                 mvcc::ResponseOp::DeleteRange(x) => {
                     response_op::Response::ResponseDeleteRange(delete_range_response(x, h))

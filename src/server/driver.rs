@@ -118,7 +118,11 @@ impl Driver {
     /// Returns false when asked to stop.
     fn collect_inputs(&mut self) -> Result<bool, ServerError> {
         let wait = self.next_tick.saturating_duration_since(Instant::now());
-        let wait = if self.raw.has_ready() { Duration::ZERO } else { wait };
+        let wait = if self.raw.has_ready() {
+            Duration::ZERO
+        } else {
+            wait
+        };
         let mut next = match self.inputs.recv_timeout(wait) {
             Ok(input) => Some(input),
             Err(RecvTimeoutError::Timeout) => None,
@@ -163,7 +167,11 @@ impl Driver {
             let index = m.snapshot.as_ref().map_or(0, |s| s.metadata.index.0);
             let applied = self.shared.store().map_or(0, |s| s.applied_index());
             if index > applied {
-                tracing::warn!(from = m.from.0, index, "dropping an InstallSnapshot without its image");
+                tracing::warn!(
+                    from = m.from.0,
+                    index,
+                    "dropping an InstallSnapshot without its image"
+                );
                 return;
             }
         }
@@ -233,7 +241,11 @@ impl Driver {
     /// ClusterMemberAttrSet after start), at most once per two election timeouts.
     fn maybe_publish(&mut self, now: Instant) {
         let every = 2 * self.shared.cfg.election_timeout;
-        if self.published || self.last_publish.is_some_and(|t| now.duration_since(t) < every) {
+        if self.published
+            || self
+                .last_publish
+                .is_some_and(|t| now.duration_since(t) < every)
+        {
             return;
         }
         self.last_publish = Some(now);
@@ -261,7 +273,11 @@ impl Driver {
         if let Err(e) = self.wal.sync() {
             tracing::error!(error = %e, "syncing the WAL at stop failed");
         }
-        let mut guard = self.shared.store.lock().expect("store lock poisoned by a panic");
+        let mut guard = self
+            .shared
+            .store
+            .lock()
+            .expect("store lock poisoned by a panic");
         if let Some(store) = guard.as_ref() {
             if let Err(e) = store.sync_durable() {
                 tracing::error!(error = %e, "syncing the store at stop failed");

@@ -87,9 +87,15 @@ mod tests {
     fn codes_and_messages_are_etcds() {
         assert_eq!(ServerError::NoLeader.code(), tonic::Code::Unavailable);
         assert_eq!(ServerError::NoLeader.message(), "etcdserver: no leader");
-        assert_eq!(ServerError::TooManyRequests.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            ServerError::TooManyRequests.code(),
+            tonic::Code::ResourceExhausted
+        );
         let e = ServerError::from(MvccError::Compacted);
         assert_eq!(e.code(), tonic::Code::OutOfRange);
-        assert_eq!(e.message(), "etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(
+            e.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
     }
 }

@@ -85,7 +85,11 @@ impl EtcdServer {
             .name(format!("raft-driver-{member_id:x}"))
             .spawn(move || driver.run())
             .map_err(|e| ServerError::Storage(format!("spawning the raft driver: {e}")))?;
-        tracing::info!(member_id = format!("{member_id:x}"), cluster_id = format!("{:x}", shared.cluster_id), "raftkv member started");
+        tracing::info!(
+            member_id = format!("{member_id:x}"),
+            cluster_id = format!("{:x}", shared.cluster_id),
+            "raftkv member started"
+        );
         Ok(EtcdServer {
             inner: Arc::new(Inner {
                 shared,
@@ -197,7 +201,9 @@ impl EtcdServer {
             (store.db_size()?, store.current_revision())
         };
         s.metrics.db_total_size.set(size.db_size_bytes as i64);
-        s.metrics.db_total_size_in_use.set(size.db_size_in_use_bytes as i64);
+        s.metrics
+            .db_total_size_in_use
+            .set(size.db_size_in_use_bytes as i64);
         Ok(pb::StatusResponse {
             header: Some(s.header(revision)),
             version: SERVER_VERSION.to_string(),
@@ -248,7 +254,12 @@ impl EtcdServer {
     /// Stops the driver (syncing the WAL and the store) and waits for it; later requests
     /// fail with `Stopped`. Idempotent.
     pub fn stop(&self) {
-        let handle = self.inner.driver.lock().expect("driver lock poisoned").take();
+        let handle = self
+            .inner
+            .driver
+            .lock()
+            .expect("driver lock poisoned")
+            .take();
         if let Some(handle) = handle {
             let _ = self.shared().inputs.send(Input::Stop);
             if handle.join().is_err() {
@@ -274,7 +285,14 @@ impl EtcdServer {
             return Err(ServerError::RequestTooLarge);
         }
         let (waiter, rx) = oneshot::channel();
-        enqueue(s, Input::Propose { id, data: Bytes::from(data), waiter })?;
+        enqueue(
+            s,
+            Input::Propose {
+                id,
+                data: Bytes::from(data),
+                waiter,
+            },
+        )?;
         match tokio::time::timeout(s.request_timeout(), rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(ServerError::Stopped),

@@ -30,9 +30,14 @@ impl RaftInbox for Inbox {
     }
 
     fn install_snapshot(&self, msg: Message, image: &mut dyn Read) -> Result<(), ServerError> {
-        let Some(snapshot) = msg.snapshot.as_ref().filter(|_| msg.kind == MessageKind::InstallSnapshot)
+        let Some(snapshot) = msg
+            .snapshot
+            .as_ref()
+            .filter(|_| msg.kind == MessageKind::InstallSnapshot)
         else {
-            return Err(ServerError::InvalidSnapshot("not an InstallSnapshot message".into()));
+            return Err(ServerError::InvalidSnapshot(
+                "not an InstallSnapshot message".into(),
+            ));
         };
         let index = snapshot.metadata.index.0;
         {
@@ -46,7 +51,12 @@ impl RaftInbox for Inbox {
                 })?;
                 let applied = store.applied_index();
                 self.shared.applied.fetch_max(applied, Ordering::SeqCst);
-                tracing::info!(from = msg.from.0, index, applied, "installed snapshot image");
+                tracing::info!(
+                    from = msg.from.0,
+                    index,
+                    applied,
+                    "installed snapshot image"
+                );
             }
         }
         self.shared

@@ -86,7 +86,11 @@ pub fn put_conf_state<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, cs: &ConfSt
 
 /// The cluster `cfg.initial_cluster` describes (ids derived from URLs and token).
 pub fn initial(cfg: &ServerConfig) -> Result<ClusterMeta, ServerError> {
-    if !cfg.initial_cluster.iter().any(|(name, _)| *name == cfg.name) {
+    if !cfg
+        .initial_cluster
+        .iter()
+        .any(|(name, _)| *name == cfg.name)
+    {
         return Err(ServerError::Config(format!(
             "member {:?} is not in --initial-cluster",
             cfg.name
@@ -103,7 +107,9 @@ pub fn initial(cfg: &ServerConfig) -> Result<ClusterMeta, ServerError> {
             is_learner: false,
         };
         if members.insert(id, m).is_some() {
-            return Err(ServerError::Config(format!("duplicate peer URLs for {name:?}")));
+            return Err(ServerError::Config(format!(
+                "duplicate peer URLs for {name:?}"
+            )));
         }
     }
     let ids: Vec<u64> = members.keys().copied().collect();
@@ -146,4 +152,3 @@ pub fn local_id(cfg: &ServerConfig, meta: &ClusterMeta) -> Result<u64, ServerErr
         cfg.data_dir.display()
     )))
 }
-

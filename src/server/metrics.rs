@@ -62,7 +62,11 @@ impl Metrics {
 
     fn register_all(mut self) -> Metrics {
         let r = &mut self.registry;
-        r.register("etcd_server_has_leader", "Whether a leader exists", self.has_leader.clone());
+        r.register(
+            "etcd_server_has_leader",
+            "Whether a leader exists",
+            self.has_leader.clone(),
+        );
         r.register(
             "etcd_server_leader_changes_seen",
             "The number of leader changes seen",

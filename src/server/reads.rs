@@ -57,7 +57,8 @@ impl ReadQueue {
             .collect();
         for round in stale {
             let (_, waiters) = self.rounds.remove(&round).expect("listed above");
-            self.queued.extend(waiters.into_iter().filter(|w| !w.is_closed()));
+            self.queued
+                .extend(waiters.into_iter().filter(|w| !w.is_closed()));
         }
     }
 
@@ -105,7 +106,10 @@ mod tests {
         q.push(b);
         let now = Instant::now();
         let ctx = q.start_round(now).expect("two readers queued");
-        assert!(q.start_round(now).is_none(), "both readers are in the first round");
+        assert!(
+            q.start_round(now).is_none(),
+            "both readers are in the first round"
+        );
         q.confirm(&ReadState {
             index: Index(7),
             context: ctx,

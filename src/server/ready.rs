@@ -80,9 +80,18 @@ impl Driver {
         m.has_leader.set(i64::from(leader != 0));
         if leader != 0 && leader != old {
             m.leader_changes_seen.inc();
-            tracing::info!(member = self.shared.member_id, leader, term = self.raw.term().0, "leader elected");
+            tracing::info!(
+                member = self.shared.member_id,
+                leader,
+                term = self.raw.term().0,
+                "leader elected"
+            );
         }
-        let mut since = self.shared.leaderless_since.lock().expect("leader lock poisoned");
+        let mut since = self
+            .shared
+            .leaderless_since
+            .lock()
+            .expect("leader lock poisoned");
         match (leader, *since) {
             (0, None) => *since = Some(Instant::now()),
             (0, Some(_)) => {}
@@ -204,7 +213,10 @@ impl Driver {
         if index < self.raw.first_index() || index <= self.wal.snapshot().index {
             return Ok(());
         }
-        let term = self.raw.term_at(index).expect("an index at or after first_index has a term");
+        let term = self
+            .raw
+            .term_at(index)
+            .expect("an index at or after first_index has a term");
         let metadata = SnapshotMetadata {
             index,
             term,

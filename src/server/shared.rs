@@ -50,9 +50,15 @@ pub type ApplyWaiter = oneshot::Sender<Result<Applied, ServerError>>;
 /// Everything the driver thread takes in, in arrival order.
 pub enum Input {
     /// Propose an encoded `InternalRequest` whose header id is `id`.
-    Propose { id: u64, data: Bytes, waiter: ApplyWaiter },
+    Propose {
+        id: u64,
+        data: Bytes,
+        waiter: ApplyWaiter,
+    },
     /// Join the next ReadIndex round; answered once applied up to its read index.
-    Read { waiter: oneshot::Sender<Result<(), ServerError>> },
+    Read {
+        waiter: oneshot::Sender<Result<(), ServerError>>,
+    },
     /// A message from a peer.
     Step(Message),
     /// An InstallSnapshot whose image the inbox has already installed into the store.
