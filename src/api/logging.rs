@@ -5,6 +5,8 @@
 //! sled) only at warn and above unless `RUST_LOG` says otherwise, because their debug
 //! output is per frame and would drown ours.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// The tracing level for one of etcd's log levels (`panic` and `fatal` have no tracing

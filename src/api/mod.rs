@@ -24,6 +24,7 @@ mod kv;
 pub mod logging;
 mod maintenance;
 mod pending;
+pub mod run;
 
 pub mod serve;
 

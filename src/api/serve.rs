@@ -37,8 +37,6 @@ pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 /// HTTP/2 settings of the client listener.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientOptions {
-    /// `--max-request-bytes`.
-    pub max_request_bytes: usize,
     /// Server pings on idle connections (`--grpc-keepalive-interval`; `None`: never).
     pub keepalive_interval: Option<Duration>,
     /// How long a server ping may go unanswered (`--grpc-keepalive-timeout`).
