@@ -390,8 +390,15 @@ fn a_snapshot_whose_export_fails_is_reported_and_not_installed() {
     let image = FailingImage(Cursor::new(image(3 * 1024 * 1024)));
     a.transport
         .send_snapshot(install_snapshot_msg(1, 2), Box::new(image));
-    a.inbox.wait("snapshot reported failed", |s| {
-        s.snapshot_reports == [(NodeId(2), false)]
+    // A snapshot for a peer the transport does not know fails at once.
+    a.transport.send_snapshot(
+        install_snapshot_msg(1, 9),
+        Box::new(Cursor::new(vec![1, 2, 3])),
+    );
+    a.inbox.wait("both snapshots reported failed", |s| {
+        let mut reports = s.snapshot_reports.clone();
+        reports.sort();
+        reports == [(NodeId(2), false), (NodeId(9), false)]
     });
     b.inbox
         .wait("install refused", |s| !s.install_errors.is_empty());

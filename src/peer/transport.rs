@@ -167,6 +167,15 @@ impl GrpcTransport {
         self.attach_tx.borrow().clone()
     }
 
+    /// Reports a failed snapshot from a blocking thread: `report_snapshot` may block until
+    /// the server's driver drains its queue, and the caller here may be that driver.
+    fn report_snapshot_failed(&self, id: NodeId) {
+        if let Some(inbox) = self.inbox() {
+            self.runtime
+                .spawn_blocking(move || inbox.report_snapshot(id, false));
+        }
+    }
+
     /// The URLs of peer `id`, if it is configured.
     fn urls(&self, id: NodeId) -> Option<Vec<String>> {
         let peers = self.peers.lock().expect("peers lock poisoned");
@@ -209,7 +218,7 @@ impl Transport for GrpcTransport {
             inbox.report_unreachable(id);
         }
         for id in bad_snapshots {
-            inbox.report_snapshot(id, false);
+            self.report_snapshot_failed(id);
         }
     }
 
@@ -221,9 +230,7 @@ impl Transport for GrpcTransport {
         );
         let Some(urls) = self.urls(msg.to) else {
             tracing::warn!(to = %msg.to, "snapshot to unknown peer dropped");
-            if let Some(inbox) = self.inbox() {
-                inbox.report_snapshot(msg.to, false);
-            }
+            self.report_snapshot_failed(msg.to);
             return;
         };
         let shared = self.shared.clone();
