@@ -513,3 +513,46 @@ fn foreign_and_malformed_batches_end_the_stream() {
         "only the good batch was stepped"
     );
 }
+
+/// Not a test of speed (never asserted): prints what the transport carries on loopback.
+/// Run with `cargo test --release --test peer_transport -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput_report() {
+    let a = Node::start(any_port(), TransportOptions::default());
+    let b = Node::start(any_port(), TransportOptions::default());
+    a.transport.set_peer(NodeId(2), vec![b.url()]);
+    a.transport.send(vec![numbered(1, 2, 0)]);
+    b.inbox.wait("first message", |s| s.stepped.len() == 1);
+
+    // Appends of 64 entries x 128 bytes, 64 per send call, as a busy leader would produce.
+    let total = 20_000u64;
+    let started = Instant::now();
+    for chunk in 0..total / 64 {
+        let msgs = (0..64)
+            .map(|i| {
+                let mut m = numbered(1, 2, chunk * 64 + i + 1);
+                m.kind = MessageKind::AppendResponse;
+                m.context = Bytes::from(vec![7u8; 8192]);
+                m
+            })
+            .collect();
+        a.transport.send(msgs);
+        // Pace the producer by what arrived, as Raft's flow control would.
+        b.inbox.wait("a window of messages", |s| {
+            s.stepped.len() as u64 + 4096 >= chunk * 64 + 64
+        });
+    }
+    b.inbox
+        .wait("all messages", |s| s.stepped.len() as u64 > total - 64);
+    let secs = started.elapsed().as_secs_f64();
+    let got = b.inbox.seen().stepped.len() as f64;
+    let stats = a.transport.peer_stats(NodeId(2)).unwrap();
+    println!(
+        "{got} messages of 8 KiB in {secs:.2}s: {:.0} msg/s, {:.1} MiB/s, {} batches, {} dropped",
+        got / secs,
+        got * 8192.0 / secs / 1048576.0,
+        stats.batches_sent,
+        stats.messages_dropped
+    );
+}

@@ -33,6 +33,14 @@ pub enum ConnectError {
     },
 }
 
+/// HTTP/2 flow-control windows of peer connections (both directions use the same). The
+/// default 64 KiB stream window would cap a stream at one window per round trip; Raft
+/// appends and snapshot chunks are up to a few MiB.
+pub const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+/// See [`STREAM_WINDOW_BYTES`]; a connection carries one message stream and at most one
+/// snapshot stream.
+pub const CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+
 /// Timing of peer connections.
 #[derive(Clone, Debug)]
 pub struct DialOptions {
@@ -87,7 +95,9 @@ pub async fn dial(url: &str, opts: &DialOptions) -> Result<Channel, ConnectError
         .tcp_nodelay(true)
         .http2_keep_alive_interval(opts.keepalive_interval)
         .keep_alive_timeout(opts.keepalive_timeout)
-        .keep_alive_while_idle(true);
+        .keep_alive_while_idle(true)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
     endpoint
         .connect()
         .await

@@ -47,7 +47,7 @@ enum Ended {
 pub(super) struct PeerStream {
     id: NodeId,
     urls: Vec<String>,
-    /// Rotates through `urls` on failure.
+    /// Index (mod `urls.len()`) of the URL to dial; moves on when a dial fails.
     next_url: usize,
     queue: mpsc::Receiver<Message>,
     shared: Arc<Shared>,
@@ -108,9 +108,12 @@ impl PeerStream {
                         Ended::Failed(why) => why,
                     }
                 }
-                Err(e) => e.to_string(),
+                Err(e) => {
+                    // Try the member's next URL, if it has several.
+                    self.next_url += 1;
+                    e.to_string()
+                }
             };
-            self.next_url += 1;
             self.fail(&*inbox, why);
             if started.elapsed() > opts.backoff_max {
                 // The connection was good for a while: this is a fresh failure.

@@ -24,6 +24,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::connect::{CONNECTION_WINDOW_BYTES, STREAM_WINDOW_BYTES};
 use super::convert::message_from_pb;
 use super::snapshot_recv::{check_cluster, receive};
 use crate::proto::raftkvpb::raft_peer_server::{RaftPeer, RaftPeerServer};
@@ -143,6 +144,8 @@ pub async fn serve(
     Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE))
         .http2_keepalive_timeout(Some(KEEPALIVE))
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .add_service(service.into_server())
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
