@@ -72,8 +72,8 @@ impl Read for ChunkReader {
 }
 
 /// Receives one snapshot from `stream` and installs it through `inbox`; returns the image
-/// bytes the installer consumed (fewer than sent if it accepted without reading the whole
-/// image: its store was already as new). Errors are what the sender sees.
+/// bytes received until the installer finished (fewer than sent if it accepted without
+/// reading the whole image: its store was already as new). Errors are what the sender sees.
 pub async fn receive(
     inbox: Arc<dyn RaftInbox>,
     mut stream: Streaming<raftkvpb::SnapshotChunk>,
@@ -111,7 +111,7 @@ pub async fn receive(
         .map_err(|e| Status::internal(format!("snapshot installer task: {e}")))?;
     // A transfer error explains an installer error, so it wins.
     let bytes = fed?;
-    installed.map_err(|e| Status::invalid_argument(e.to_string()))?;
+    installed.map_err(|e| Status::new(e.code(), e.message()))?;
     Ok(bytes)
 }
 
