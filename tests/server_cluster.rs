@@ -246,6 +246,25 @@ async fn single_member_serves_kv_with_headers() {
         err.message(),
         "etcdserver: mvcc: required revision has been compacted"
     );
+    let physical = s
+        .compact(pb::CompactionRequest {
+            revision: 4,
+            physical: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(physical.header.unwrap().revision, 4);
+    let err = s
+        .compact(pb::CompactionRequest {
+            revision: 9,
+            physical: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message(),
+        "etcdserver: mvcc: required revision is a future revision"
+    );
 
     eprintln!("phase: refused requests keep etcd's errors");
     let err = s.put(put_req("", "x")).await.unwrap_err();
@@ -428,4 +447,68 @@ async fn lagging_member_catches_up_from_a_snapshot() {
     for m in &members {
         m.stop();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_without_quorum_fails_fast_with_no_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::default());
+    let names = ["n1", "n2", "n3"];
+    let members: Vec<EtcdServer> = names
+        .iter()
+        .map(|n| start(&net, config(n, dir.path(), &names, 10_000)))
+        .collect();
+    let all: Vec<&EtcdServer> = members.iter().collect();
+    wait_leader(&all).await;
+    put_retrying(&members[0], "before", "1").await;
+
+    eprintln!("phase: two of three members stop; the survivor loses its leader");
+    for m in &members[1..] {
+        net.down.lock().unwrap().insert(m.member_id());
+        m.stop();
+    }
+    let survivor = &members[0];
+    let err = wait_for("the survivor to refuse with no leader", || async {
+        match survivor.put(put_req("k", "v")).await {
+            Err(ServerError::NoLeader) => Some(ServerError::NoLeader),
+            Err(ServerError::Timeout) => None,
+            Ok(_) => None,
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    })
+    .await;
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert_eq!(err.message(), "etcdserver: no leader");
+    let err = survivor.linearizable_barrier().await.unwrap_err();
+    assert_eq!(err.message(), "etcdserver: no leader");
+    assert_eq!(
+        value_of(survivor, "before").await.as_deref(),
+        Some(&b"1"[..]),
+        "serializable reads still answer"
+    );
+    survivor.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_beyond_the_backend_quota_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::default());
+    let mut cfg = config("solo", dir.path(), &["solo"], 10_000);
+    cfg.quota_backend_bytes = 1;
+    let s = start(&net, cfg);
+    wait_leader(&[&s]).await;
+    let err = wait_for("the quota to be enforced", || async {
+        s.put(put_req("k", "v")).await.err()
+    })
+    .await;
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(err.message(), "etcdserver: mvcc: database space exceeded");
+    let d = s
+        .delete_range(pb::DeleteRangeRequest {
+            key: Bytes::from_static(b"k"),
+            ..Default::default()
+        })
+        .await;
+    assert!(d.is_ok(), "deletes stay allowed over the quota");
+    s.stop();
 }

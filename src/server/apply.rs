@@ -27,6 +27,9 @@ pub struct ApplyOutcome {
     pub results: Vec<(u64, Result<Applied, ServerError>)>,
     /// Whether member records changed (the shared view must be refreshed).
     pub members_changed: bool,
+    /// Request ids of compactions with `physical` set: answered once the old revisions
+    /// are gone from the backend, not at the logical compaction.
+    pub physical_compactions: Vec<u64>,
 }
 
 /// Everything `apply_entries` works on besides the entries.
@@ -151,9 +154,14 @@ fn apply_normal(
         Some(Request::Txn(r)) => convert::txn_request(&r)
             .and_then(|t| batch.txn(&t))
             .map(Applied::Txn),
-        Some(Request::Compaction(r)) => batch
-            .compact(r.revision)
-            .map(|()| Applied::Compact(batch.current_revision())),
+        Some(Request::Compaction(r)) => {
+            if r.physical {
+                out.physical_compactions.push(id);
+            }
+            batch
+                .compact(r.revision)
+                .map(|()| Applied::Compact(batch.current_revision()))
+        }
         Some(Request::ClusterMemberAttrSet(a)) => {
             if let Some(m) = members.get_mut(&a.member_id) {
                 m.name = a.name;

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::reads::ReadQueue;
-use super::shared::{ApplyWaiter, Input, Shared};
+use super::shared::{Applied, ApplyWaiter, Input, Shared};
 use super::transport::Transport;
 use super::ServerError;
 use crate::proto::etcdserverpb as pb;
@@ -42,6 +42,8 @@ pub struct Driver {
     pub(super) reads: ReadQueue,
     /// The driver's copy of the member records (the shared view is refreshed from it).
     pub(super) members: BTreeMap<u64, pb::Member>,
+    /// Physical compactions applied logically, answered when the backend has caught up.
+    pub(super) physical_waiters: Vec<(ApplyWaiter, Result<Applied, ServerError>)>,
     /// Applied index at the last snapshot.
     pub(super) last_snapshot_applied: u64,
     /// Snapshot transfers that could not start; reported after `advance`.
@@ -74,6 +76,7 @@ impl Driver {
             inputs,
             waiters: HashMap::new(),
             stalled: Vec::new(),
+            physical_waiters: Vec::new(),
             reads: ReadQueue::default(),
             members,
             last_snapshot_applied,
@@ -95,7 +98,7 @@ impl Driver {
 
     /// Runs until stopped or until storage fails (then the member stops serving).
     pub fn run(mut self) {
-        if let Err(e) = self.run_loop() {
+        if let Err(e) = self.refresh_db_size().and_then(|()| self.run_loop()) {
             tracing::error!(error = %e, "raft driver failed: this member stops");
         }
         self.shutdown();
@@ -211,11 +214,35 @@ impl Driver {
             self.waiters.retain(|_, w| !w.is_closed());
             let waiters = &self.waiters;
             self.stalled.retain(|(id, _)| waiters.contains_key(id));
+            self.refresh_db_size()?;
         }
+        self.compact_physically()
+    }
+
+    /// One step of physical compaction (bounded work, so the loop stays responsive);
+    /// answers `physical` compactions once nothing is left to remove.
+    fn compact_physically(&mut self) -> Result<(), ServerError> {
         let mut store = self.shared.store()?;
         if store.compaction_pending() {
             store.compact_step()?;
         }
+        if !store.compaction_pending() {
+            for (waiter, result) in self.physical_waiters.drain(..) {
+                let _ = waiter.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    /// Mirrors the backend size into the metrics and the quota check.
+    fn refresh_db_size(&mut self) -> Result<(), ServerError> {
+        let size = self.shared.store()?.db_size()?;
+        let m = &self.shared.metrics;
+        m.db_total_size.set(size.db_size_bytes as i64);
+        m.db_total_size_in_use.set(size.db_size_in_use_bytes as i64);
+        self.shared
+            .db_size_bytes
+            .store(size.db_size_bytes, Ordering::SeqCst);
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use super::convert;
 use super::driver::Driver;
 use super::inbox::Inbox;
-use super::shared::{Applied, Input, Shared, INPUT_QUEUE_LEN};
+use super::shared::{Applied, Input, Shared, INPUT_QUEUE_LEN, QUOTA_BACKEND_BYTES_DEFAULT};
 use super::storage;
 use super::transport::{RaftInbox, Transport};
 use super::{Metrics, ServerConfig, ServerError, SERVER_VERSION};
@@ -69,6 +69,7 @@ impl EtcdServer {
             leaderless_since: Mutex::new(Some(Instant::now())),
             is_learner: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            db_size_bytes: AtomicU64::new(0),
             next_request_id: AtomicU64::new(first_request_id(member_id)),
             metrics: Metrics::new(),
             cfg,
@@ -135,6 +136,7 @@ impl EtcdServer {
     /// Put through the log.
     pub async fn put(&self, req: pb::PutRequest) -> Result<pb::PutResponse, ServerError> {
         mvcc::validate_put(&convert::put_request(&req))?;
+        self.shared().check_quota()?;
         match self.propose(Request::Put(req)).await? {
             Applied::Put(r) => {
                 let header = self.shared().header(r.revision);
@@ -162,6 +164,9 @@ impl EtcdServer {
     /// Txn through the log.
     pub async fn txn(&self, req: pb::TxnRequest) -> Result<pb::TxnResponse, ServerError> {
         mvcc::validate_txn(&convert::txn_request(&req)?, self.shared().cfg.max_txn_ops)?;
+        if txn_writes(&req) {
+            self.shared().check_quota()?;
+        }
         match self.propose(Request::Txn(req)).await? {
             Applied::Txn(r) => {
                 let header = self.shared().header(r.revision);
@@ -321,8 +326,21 @@ fn first_request_id(member_id: u64) -> u64 {
 /// The backend quota: etcd's 2 GiB default when 0.
 fn quota_bytes(configured: u64) -> u64 {
     if configured == 0 {
-        2 << 30
+        QUOTA_BACKEND_BYTES_DEFAULT
     } else {
         configured
     }
+}
+
+/// Whether a txn contains a put anywhere (what the quota refuses, as etcd).
+fn txn_writes(req: &pb::TxnRequest) -> bool {
+    use crate::proto::etcdserverpb::request_op::Request as Op;
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .any(|op| match &op.request {
+            Some(Op::RequestPut(_)) => true,
+            Some(Op::RequestTxn(t)) => txn_writes(t),
+            _ => false,
+        })
 }

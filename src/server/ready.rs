@@ -175,6 +175,9 @@ impl Driver {
             };
             if result.is_err() {
                 self.shared.metrics.proposals_failed.inc();
+            } else if outcome.physical_compactions.contains(&id) {
+                self.physical_waiters.push((waiter, result));
+                continue;
             }
             let _ = waiter.send(result);
         }

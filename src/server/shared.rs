@@ -26,6 +26,9 @@ pub type KvStore = Store<SledBackend>;
 /// `too many requests` and peer messages are dropped.
 pub const INPUT_QUEUE_LEN: usize = 8192;
 
+/// etcd's default backend quota (`--quota-backend-bytes 0`): 2 GiB.
+pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 << 30;
+
 /// The committed-but-unapplied gap above which proposals are refused (etcd's 5000).
 pub const APPLY_GAP_MAX: u64 = 5000;
 
@@ -99,6 +102,8 @@ pub struct Shared {
     pub is_learner: AtomicBool,
     /// Set once the driver has stopped.
     pub stopped: AtomicBool,
+    /// Backend size as last measured by the driver (about once a second).
+    pub db_size_bytes: AtomicU64,
     /// The next proposal id.
     pub next_request_id: AtomicU64,
     /// Metrics.
@@ -149,6 +154,19 @@ impl Shared {
         let applied = self.applied.load(Ordering::SeqCst);
         if commit.saturating_sub(applied) > APPLY_GAP_MAX {
             return Err(ServerError::TooManyRequests);
+        }
+        Ok(())
+    }
+
+    /// Refuses writes that could grow the backend once it has reached the quota (etcd
+    /// raises the NOSPACE alarm then; deletes and compactions stay allowed).
+    pub fn check_quota(&self) -> Result<(), ServerError> {
+        let quota = match self.cfg.quota_backend_bytes {
+            0 => QUOTA_BACKEND_BYTES_DEFAULT,
+            q => q,
+        };
+        if self.db_size_bytes.load(Ordering::SeqCst) >= quota {
+            return Err(ServerError::NoSpace);
         }
         Ok(())
     }
