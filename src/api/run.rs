@@ -148,10 +148,8 @@ fn spawn_listeners(
 }
 
 /// Completes once `stop` turns true (or its sender is gone).
-fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = stop.wait_for(|&s| s).await;
-    }
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|&s| s).await;
 }
 
 /// What a listener task that ended on its own reports.
