@@ -168,6 +168,41 @@ fn http_routes_on_the_client_and_metrics_listeners() {
 }
 
 #[test]
+fn a_member_without_leader_is_live_but_not_healthy_nor_ready() {
+    // Two members configured, only one started: no quorum, so never a leader.
+    let absent = api_support::free_port();
+    let mut m = Member::prepare("lonely");
+    let cluster = format!(
+        "--initial-cluster=lonely=http://127.0.0.1:{},absent=http://127.0.0.1:{absent}",
+        m.peer_port
+    );
+    m.spawn(&[&cluster]);
+    let port = m.client_port;
+    api_support::wait_for("/livez to answer", || http_get(port, "/livez").ok());
+    let health = http_get(port, "/health").unwrap();
+    assert_eq!(health.status, 503);
+    assert_eq!(
+        health.body,
+        r#"{"health":"false","reason":"RAFT NO LEADER"}"#
+    );
+    let serializable = http_get(port, "/health?serializable=true").unwrap();
+    assert_eq!(
+        serializable.status, 503,
+        "serializable still needs a leader"
+    );
+    let ready = http_get(port, "/readyz").unwrap();
+    assert_eq!(ready.status, 503);
+    assert!(ready.body.contains("[-]"), "{}", ready.body);
+    assert_eq!(http_get(port, "/livez").unwrap().status, 200);
+    let metrics = http_get(m.metrics_port, "/metrics").unwrap();
+    assert!(
+        metrics.body.contains("\netcd_server_has_leader 0\n"),
+        "{}",
+        metrics.body
+    );
+}
+
+#[test]
 fn sigterm_stops_gracefully_and_the_data_survives_a_restart() {
     let mut m = Member::start("restart", &[]);
     m.wait_healthy();

@@ -175,6 +175,12 @@ fn bad_values_are_refused_with_etcds_wording() {
 }
 
 #[test]
+fn a_repeated_flag_takes_its_last_value_as_in_go() {
+    let s = parse(&["--name=first", "--name=second"]).unwrap();
+    assert_eq!(s.server.name, "second");
+}
+
+#[test]
 fn flags_that_are_not_etcds_are_errors() {
     assert!(matches!(
         parse(&["--no-such-flag=1"]),

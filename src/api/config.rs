@@ -165,7 +165,8 @@ pub enum ConfigError {
 
 /// The implemented flags plus every ignored etcd flag, with its `ETCD_*` variable.
 fn command() -> clap::Command {
-    let mut cmd = Flags::command();
+    // Go's flag package lets a later occurrence of a flag replace an earlier one.
+    let mut cmd = Flags::command().args_override_self(true);
     for &(name, kind) in IGNORED_FLAGS {
         let arg = Arg::new(name).long(name).env(env_name(name)).hide(true);
         let arg = match kind {

@@ -51,8 +51,15 @@ pub struct Member {
 impl Member {
     /// Start a single-member cluster named `name` in a fresh temp dir, plus `extra` flags.
     pub fn start(name: &str, extra: &[&str]) -> Member {
+        let mut m = Member::prepare(name);
+        m.spawn(extra);
+        m
+    }
+
+    /// Pick ports and a temp dir for member `name`, without starting it.
+    pub fn prepare(name: &str) -> Member {
         let tmp = tempfile::tempdir().unwrap();
-        let mut m = Member {
+        Member {
             name: name.to_string(),
             client_port: free_port(),
             peer_port: free_port(),
@@ -60,12 +67,11 @@ impl Member {
             dir: tmp.path().to_path_buf(),
             child: None,
             _tmp: Some(tmp),
-        };
-        m.spawn(extra);
-        m
+        }
     }
 
-    /// (Re)start the process with the same ports and data dir.
+    /// (Re)start the process with the same ports and data dir; `extra` flags come last, so
+    /// they override the defaults set here (a later flag wins, as in Go).
     pub fn spawn(&mut self, extra: &[&str]) {
         assert!(
             self.child.is_none(),
