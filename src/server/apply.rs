@@ -12,10 +12,10 @@ use prost::Message as _;
 
 use super::convert;
 use super::members;
-use super::shared::{Applied, KvStore};
+use super::shared::Applied;
 use super::transport::Transport;
 use super::{Metrics, ServerError};
-use crate::mvcc::{ApplyBatch, SledBackend};
+use crate::mvcc::{ApplyBatch, Backend, Store};
 use crate::proto::etcdserverpb as pb;
 use crate::proto::raftkvpb::{self, internal_request::Request};
 use crate::raft::{ConfChange, ConfChangeKind, Entry, EntryKind, NodeId, RawNode};
@@ -33,11 +33,11 @@ pub struct ApplyOutcome {
 }
 
 /// Everything `apply_entries` works on besides the entries.
-pub struct ApplyContext<'a> {
+pub struct ApplyContext<'a, B: Backend> {
     /// The Raft node (for `apply_conf_change`).
     pub raw: &'a mut RawNode,
     /// The store, locked.
-    pub store: &'a mut KvStore,
+    pub store: &'a mut Store<B>,
     /// The driver's copy of the member records.
     pub members: &'a mut BTreeMap<u64, pb::Member>,
     /// Peer URL changes go here.
@@ -47,7 +47,10 @@ pub struct ApplyContext<'a> {
 }
 
 /// Applies `entries` (committed, in log order) in one store batch.
-pub fn apply_entries(cx: ApplyContext<'_>, entries: &[Entry]) -> Result<ApplyOutcome, ServerError> {
+pub fn apply_entries<B: Backend>(
+    cx: ApplyContext<'_, B>,
+    entries: &[Entry],
+) -> Result<ApplyOutcome, ServerError> {
     let mut out = ApplyOutcome::default();
     let applied_before = cx.store.applied_index();
     let Some(last) = entries.last().map(|e| e.index.0) else {
@@ -103,8 +106,8 @@ fn decode_conf_change(e: &Entry) -> Option<ConfChange> {
     }
 }
 
-fn apply_member_change(
-    batch: &mut ApplyBatch<'_, '_, SledBackend>,
+fn apply_member_change<B: Backend>(
+    batch: &mut ApplyBatch<'_, '_, B>,
     members: &mut BTreeMap<u64, pb::Member>,
     transport: &dyn Transport,
     cc: &ConfChange,
@@ -132,8 +135,8 @@ fn apply_member_change(
     }
 }
 
-fn apply_normal(
-    batch: &mut ApplyBatch<'_, '_, SledBackend>,
+fn apply_normal<B: Backend>(
+    batch: &mut ApplyBatch<'_, '_, B>,
     members: &mut BTreeMap<u64, pb::Member>,
     e: &Entry,
     out: &mut ApplyOutcome,
@@ -181,4 +184,136 @@ fn apply_normal(
         }
     };
     out.results.push((id, result.map_err(ServerError::from)));
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::mvcc::MemBackend;
+    use crate::proto::raftkvpb::RequestHeader;
+    use crate::raft::{ConfState, Config, HardState, Index, Message, RecoveredState, Term};
+
+    struct NoTransport;
+
+    impl Transport for NoTransport {
+        fn send(&self, _: Vec<Message>) {}
+        fn send_snapshot(&self, _: Message, _: Box<dyn std::io::Read + Send>) {}
+        fn set_peer(&self, _: NodeId, _: Vec<String>) {}
+        fn remove_peer(&self, _: NodeId) {}
+    }
+
+    fn put_entry(index: u64, id: u64, key: &str) -> Entry {
+        let req = raftkvpb::InternalRequest {
+            header: Some(RequestHeader {
+                id,
+                ..Default::default()
+            }),
+            request: Some(Request::Put(pb::PutRequest {
+                key: Bytes::from(key.to_string()),
+                value: Bytes::from_static(b"v"),
+                ..Default::default()
+            })),
+        };
+        Entry {
+            term: Term(1),
+            index: Index(index),
+            kind: EntryKind::Normal,
+            data: Bytes::from(req.encode_to_vec()),
+        }
+    }
+
+    fn add_voter_entry(index: u64, node: u64) -> Entry {
+        let cc = ConfChange {
+            kind: ConfChangeKind::AddVoter,
+            node: NodeId(node),
+            context: Bytes::from(
+                raftkvpb::MemberContext {
+                    id: node,
+                    peer_urls: vec!["http://n2:2380".into()],
+                    is_learner: false,
+                }
+                .encode_to_vec(),
+            ),
+        };
+        Entry {
+            term: Term(1),
+            index: Index(index),
+            kind: EntryKind::ConfChange,
+            data: cc.encode(),
+        }
+    }
+
+    #[test]
+    fn entries_the_store_holds_are_not_applied_again_but_conf_changes_reach_raft() {
+        // The log holds 1..=4; the store already applied 1..=3 (say from an image). Entry 3
+        // adds member 2. Re-delivering 2..=4 must write only entry 4 to the store, yet Raft
+        // must learn about member 2.
+        let entries = vec![
+            put_entry(1, 11, "a"),
+            put_entry(2, 12, "b"),
+            add_voter_entry(3, 2),
+            put_entry(4, 14, "c"),
+        ];
+        let mut store = Store::open(MemBackend::new()).unwrap();
+        let mut b = store.begin_apply().unwrap();
+        for key in ["a", "b"] {
+            b.put(&crate::mvcc::PutRequest {
+                key: key.into(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        b.commit(3).unwrap();
+        let revision_before = store.current_revision();
+        let mut raw = RawNode::new(
+            Config::new(NodeId(1)),
+            RecoveredState {
+                hard_state: HardState {
+                    term: Term(1),
+                    vote: None,
+                    commit: Index(4),
+                },
+                entries: entries.clone(),
+                conf_state: ConfState {
+                    voters: [NodeId(1)].into_iter().collect(),
+                    learners: Default::default(),
+                },
+                applied: Index(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut members = BTreeMap::new();
+        let metrics = Metrics::new();
+        let out = apply_entries(
+            ApplyContext {
+                raw: &mut raw,
+                store: &mut store,
+                members: &mut members,
+                transport: &NoTransport,
+                metrics: &metrics,
+            },
+            &entries[1..],
+        )
+        .unwrap();
+        assert_eq!(
+            store.current_revision(),
+            revision_before + 1,
+            "only entry 4 was written"
+        );
+        assert_eq!(store.applied_index(), 4);
+        let ids: Vec<u64> = out.results.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, vec![14], "only entry 4 produced a result");
+        assert!(
+            raw.conf_state().voters.contains(&NodeId(2)),
+            "raft saw the conf change"
+        );
+        assert!(
+            members.is_empty(),
+            "the store already had the member records of entry 3"
+        );
+    }
 }

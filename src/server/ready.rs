@@ -70,7 +70,32 @@ impl Driver {
         self.finish_apply(outcome);
         self.publish_status(applied);
         self.reads.release(applied);
-        self.maybe_snapshot()
+        self.maybe_snapshot()?;
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+        Ok(())
+    }
+
+    /// The driver's invariants: the Raft core's and the WAL's own, and the store never
+    /// behind what Raft believes applied (the apply loop skips what the store holds).
+    pub(super) fn check_invariants(&self) {
+        self.raw.check_invariants();
+        self.wal.check_invariants();
+        if let Ok(store) = self.shared.store() {
+            assert!(
+                store.applied_index() >= self.raw.applied().0,
+                "store applied {} is behind raft applied {}",
+                store.applied_index(),
+                self.raw.applied()
+            );
+        }
+        assert!(
+            self.wal.snapshot().index < self.raw.first_index(),
+            "the WAL snapshot {} is past the raft log start {}",
+            self.wal.snapshot().index,
+            self.raw.first_index()
+        );
     }
 
     fn on_soft_state(&mut self, ss: SoftState) {
