@@ -6,6 +6,9 @@
 mod api_support;
 
 use api_support::{http_get, http_request, Member};
+use raftkv::proto::health::pb::health_check_response::ServingStatus;
+use raftkv::proto::health::pb::health_client::HealthClient;
+use raftkv::proto::health::pb::HealthCheckRequest;
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -165,6 +168,10 @@ fn http_routes_on_the_client_and_metrics_listeners() {
         );
         assert_eq!(http_request(port, "POST", "/health").unwrap().status, 405);
     }
+    let port = m.client_port;
+    api_support::wait_for("gRPC health SERVING", || {
+        (grpc_health(port) == ServingStatus::Serving).then_some(())
+    });
 }
 
 #[test]
@@ -200,6 +207,30 @@ fn a_member_without_leader_is_live_but_not_healthy_nor_ready() {
         "{}",
         metrics.body
     );
+    api_support::wait_for("gRPC health NOT_SERVING", || {
+        (grpc_health(port) == ServingStatus::NotServing).then_some(())
+    });
+}
+
+/// `grpc.health.v1.Health/Check` for the empty service name, over h2c on the client port.
+fn grpc_health(port: u16) -> ServingStatus {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let url = format!("http://127.0.0.1:{port}");
+        let channel = tonic::transport::Channel::from_shared(url)
+            .unwrap()
+            .connect()
+            .await;
+        let mut client = HealthClient::new(channel.unwrap());
+        let request = HealthCheckRequest {
+            service: String::new(),
+        };
+        let reply = client.check(request).await.unwrap().into_inner();
+        ServingStatus::try_from(reply.status).unwrap()
+    })
 }
 
 #[test]
