@@ -512,3 +512,79 @@ async fn writes_beyond_the_backend_quota_are_refused() {
     assert!(d.is_ok(), "deletes stay allowed over the quota");
     s.stop();
 }
+
+/// The `_count` sample of histogram `name` in the Prometheus text exposition.
+fn histogram_count(text: &str, name: &str) -> u64 {
+    let prefix = format!("{name}_count ");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("{name}_count missing from:\n{text}"));
+    line[prefix.len()..].trim().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_fsyncs_and_all_apply_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::default());
+    let names = ["n1", "n2", "n3"];
+    let members: Vec<EtcdServer> = names
+        .iter()
+        .map(|n| start(&net, config(n, dir.path(), &names, 10_000)))
+        .collect();
+    let all: Vec<&EtcdServer> = members.iter().collect();
+    let leader_id = wait_leader(&all).await;
+    put_retrying(&members[0], "warmup", "1").await;
+    let leader = members.iter().find(|m| m.member_id() == leader_id).unwrap();
+    let fsync = "etcd_disk_wal_fsync_duration_seconds";
+    let fsyncs_before = histogram_count(&leader.metrics().encode_text(), fsync);
+
+    eprintln!("phase: 300 writes in flight at once, through every member");
+    const WRITES: usize = 300;
+    let mut tasks = Vec::new();
+    for i in 0..WRITES {
+        let m = members[i % members.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            m.put(put_req(&format!("c{i:03}"), "x")).await
+        }));
+    }
+    let mut revisions = Vec::new();
+    for t in tasks {
+        let r = t
+            .await
+            .unwrap()
+            .expect("a write with a leader and quorum succeeds");
+        revisions.push(r.header.unwrap().revision);
+    }
+    revisions.sort_unstable();
+    revisions.dedup();
+    assert_eq!(revisions.len(), WRITES, "every write got its own revision");
+
+    eprintln!("phase: the leader fsynced far fewer times than it took writes");
+    let fsyncs = histogram_count(&leader.metrics().encode_text(), fsync) - fsyncs_before;
+    eprintln!("leader fsyncs for {WRITES} writes: {fsyncs}");
+    assert!(fsyncs >= 1, "the writes were made durable");
+    assert!(
+        fsyncs < WRITES as u64,
+        "{fsyncs} fsyncs for {WRITES} writes: no batching"
+    );
+
+    eprintln!("phase: every member holds every write");
+    for m in &members {
+        m.linearizable_barrier().await.unwrap();
+        let all_c = m
+            .range(pb::RangeRequest {
+                key: Bytes::from_static(b"c"),
+                range_end: Bytes::from_static(b"d"),
+                count_only: true,
+                serializable: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all_c.count, WRITES as i64);
+    }
+    for m in &members {
+        m.stop();
+    }
+}
