@@ -24,8 +24,11 @@ pub mod cluster;
 pub mod etcdctl;
 pub mod json;
 
+#[allow(unused_imports)]
 pub use binary::{ServerBinary, ServerKind};
+#[allow(unused_imports)]
 pub use cluster::{Cluster, ClusterOptions, MemberStatus};
+#[allow(unused_imports)]
 pub use etcdctl::CtlOutput;
 
 /// Generates one `#[test]` per server binary for a test body `fn(&ServerBinary)`:
