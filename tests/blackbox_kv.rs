@@ -40,40 +40,75 @@ fn current_revision(cluster: &Cluster) -> u64 {
 
 fn revision_starts_at_one_and_counts_writes(binary: &ServerBinary) {
     let cluster = single(binary);
-    assert_eq!(current_revision(&cluster), 1, "a fresh store is at revision 1");
+    assert_eq!(
+        current_revision(&cluster),
+        1,
+        "a fresh store is at revision 1"
+    );
 
     eprintln!("phase: puts advance by one, the key's create/mod/version follow");
-    assert_eq!(header_revision(&cluster.ctl(0, &["put", "a", "1", "-w", "json"])), 2);
-    assert_eq!(header_revision(&cluster.ctl(0, &["put", "a", "2", "-w", "json"])), 3);
+    assert_eq!(
+        header_revision(&cluster.ctl(0, &["put", "a", "1", "-w", "json"])),
+        2
+    );
+    assert_eq!(
+        header_revision(&cluster.ctl(0, &["put", "a", "2", "-w", "json"])),
+        3
+    );
     let get = cluster.ctl(0, &["get", "a", "-w", "json"]).ok("get a");
-    assert_eq!(json::u64_first(&get.stdout, "create_revision"), Some(2), "{get:?}");
-    assert_eq!(json::u64_first(&get.stdout, "mod_revision"), Some(3), "{get:?}");
+    assert_eq!(
+        json::u64_first(&get.stdout, "create_revision"),
+        Some(2),
+        "{get:?}"
+    );
+    assert_eq!(
+        json::u64_first(&get.stdout, "mod_revision"),
+        Some(3),
+        "{get:?}"
+    );
     assert_eq!(json::u64_first(&get.stdout, "version"), Some(2), "{get:?}");
 
     eprintln!("phase: reads and deletes of nothing do not advance");
     cluster.ctl(0, &["get", "", "--prefix"]).ok("get all");
     let del_nothing = cluster.ctl(0, &["del", "missing", "-w", "json"]);
-    assert_eq!(header_revision(&del_nothing), 3, "deleting nothing is not a write");
+    assert_eq!(
+        header_revision(&del_nothing),
+        3,
+        "deleting nothing is not a write"
+    );
     assert_eq!(current_revision(&cluster), 3);
 
     eprintln!("phase: a delete and a multi-write txn are one revision each");
-    assert_eq!(header_revision(&cluster.ctl(0, &["del", "a", "-w", "json"])), 4);
+    assert_eq!(
+        header_revision(&cluster.ctl(0, &["del", "a", "-w", "json"])),
+        4
+    );
     let txn = cluster.ctl_stdin(0, &["txn", "-w", "json"], b"\nput b 1\nput c 1\n\n\n");
     assert!(txn.success(), "{txn:?}");
     assert_eq!(json::u64_first(&txn.stdout, "revision"), Some(5), "{txn:?}");
     assert_eq!(current_revision(&cluster), 5);
     let get_c = cluster.ctl(0, &["get", "c", "-w", "json"]).ok("get c");
-    assert_eq!(json::u64_first(&get_c.stdout, "mod_revision"), Some(5), "{get_c:?}");
+    assert_eq!(
+        json::u64_first(&get_c.stdout, "mod_revision"),
+        Some(5),
+        "{get_c:?}"
+    );
 
     eprintln!("phase: version restarts at 1 after a delete");
     cluster.ctl(0, &["put", "a", "3"]).ok("re-create a");
     let get = cluster.ctl(0, &["get", "a", "-w", "json"]).ok("get a");
     assert_eq!(json::u64_first(&get.stdout, "version"), Some(1), "{get:?}");
-    assert_eq!(json::u64_first(&get.stdout, "create_revision"), Some(6), "{get:?}");
+    assert_eq!(
+        json::u64_first(&get.stdout, "create_revision"),
+        Some(6),
+        "{get:?}"
+    );
 
     eprintln!("phase: failed requests do not advance");
     assert!(!cluster.ctl(0, &["put", "", "x"]).success());
-    assert!(!cluster.ctl(0, &["put", "missing", "--ignore-value"]).success());
+    assert!(!cluster
+        .ctl(0, &["put", "missing", "--ignore-value"])
+        .success());
     assert_eq!(current_revision(&cluster), 6);
 }
 
@@ -105,36 +140,59 @@ fn header_revision_never_goes_backwards(binary: &ServerBinary) {
     for (client, thread) in threads.into_iter().enumerate() {
         let seen = thread.join().expect("client thread");
         for pair in seen.windows(2) {
-            assert!(pair[0] <= pair[1], "client {client} saw the revision go back: {seen:?}");
+            assert!(
+                pair[0] <= pair[1],
+                "client {client} saw the revision go back: {seen:?}"
+            );
         }
     }
     let writes = (CLIENTS * REQUESTS_PER_CLIENT).div_ceil(2) as u64;
-    assert_eq!(current_revision(&cluster), 1 + writes, "one revision per put");
+    assert_eq!(
+        current_revision(&cluster),
+        1 + writes,
+        "one revision per put"
+    );
 }
 
 fn restart_keeps_data_and_revision(binary: &ServerBinary) {
     let mut cluster = single(binary);
     for n in 0..20 {
-        cluster.ctl(0, &["put", &format!("k{n:02}"), &format!("v{n}")]).ok("put");
+        cluster
+            .ctl(0, &["put", &format!("k{n:02}"), &format!("v{n}")])
+            .ok("put");
     }
     cluster.ctl(0, &["del", "k05"]).ok("del");
-    let before = cluster.ctl(0, &["get", "k", "--prefix", "-w", "json"]).ok("get");
+    let before = cluster
+        .ctl(0, &["get", "k", "--prefix", "-w", "json"])
+        .ok("get");
     assert_eq!(header_revision(&before), 22);
 
     eprintln!("phase: graceful stop and restart");
     cluster.stop(0);
     cluster.restart(0);
-    let after = cluster.ctl(0, &["get", "k", "--prefix", "-w", "json"]).ok("get");
+    let after = cluster
+        .ctl(0, &["get", "k", "--prefix", "-w", "json"])
+        .ok("get");
     assert_eq!(strip_header(&after.stdout), strip_header(&before.stdout));
-    assert_eq!(header_revision(&after), 22, "the revision survives a restart");
+    assert_eq!(
+        header_revision(&after),
+        22,
+        "the revision survives a restart"
+    );
 
     eprintln!("phase: kill -9 right after acknowledged writes, restart");
     cluster.ctl(0, &["put", "k99", "last"]).ok("put");
     cluster.kill(0);
     cluster.restart(0);
-    assert_eq!(cluster.ctl(0, &["get", "k99", "--print-value-only"]).out(), "last");
+    assert_eq!(
+        cluster.ctl(0, &["get", "k99", "--print-value-only"]).out(),
+        "last"
+    );
     assert_eq!(current_revision(&cluster), 23);
-    assert_eq!(header_revision(&cluster.ctl(0, &["put", "k100", "x", "-w", "json"])), 24);
+    assert_eq!(
+        header_revision(&cluster.ctl(0, &["put", "k100", "x", "-w", "json"])),
+        24
+    );
 }
 
 /// The JSON answer without its header (member id and raft term may change on restart).
@@ -151,15 +209,51 @@ fn bad_requests() -> Vec<(Vec<String>, Vec<u8>, &'static str)> {
     }
     too_many_ops.push_str("\n\n");
     vec![
-        (vec!["put".into(), "".into(), "x".into()], vec![], "etcdserver: key is not provided"),
-        (args("put missing --ignore-value"), vec![], "etcdserver: key not found"),
-        (args("put base v --lease=1234"), vec![], "etcdserver: requested lease not found"),
-        (args("put base v --lease=1234 --ignore-lease"), vec![], "etcdserver: lease is provided"),
-        (args("put big"), vec![b'x'; 1_600_000], "etcdserver: request is too large"),
-        (args("txn"), b"\nput d 1\nput d 2\n\n\n".to_vec(), "duplicate key given in txn request"),
-        (args("txn"), too_many_ops.into_bytes(), "too many operations in txn request"),
-        (args("compact 1000"), vec![], "mvcc: required revision is a future revision"),
-        (args("get base --rev=1000"), vec![], "mvcc: required revision is a future revision"),
+        (
+            vec!["put".into(), "".into(), "x".into()],
+            vec![],
+            "etcdserver: key is not provided",
+        ),
+        (
+            args("put missing --ignore-value"),
+            vec![],
+            "etcdserver: key not found",
+        ),
+        (
+            args("put base v --lease=1234"),
+            vec![],
+            "etcdserver: requested lease not found",
+        ),
+        (
+            args("put base v --lease=1234 --ignore-lease"),
+            vec![],
+            "etcdserver: lease is provided",
+        ),
+        (
+            args("put big"),
+            vec![b'x'; 1_600_000],
+            "etcdserver: request is too large",
+        ),
+        (
+            args("txn"),
+            b"\nput d 1\nput d 2\n\n\n".to_vec(),
+            "duplicate key given in txn request",
+        ),
+        (
+            args("txn"),
+            too_many_ops.into_bytes(),
+            "too many operations in txn request",
+        ),
+        (
+            args("compact 1000"),
+            vec![],
+            "mvcc: required revision is a future revision",
+        ),
+        (
+            args("get base --rev=1000"),
+            vec![],
+            "mvcc: required revision is a future revision",
+        ),
     ]
 }
 
@@ -167,16 +261,28 @@ fn bad_input_leaves_data_untouched(binary: &ServerBinary) {
     let cluster = single(binary);
     cluster.ctl(0, &["put", "base", "v0"]).ok("put");
     cluster.ctl(0, &["put", "other", "v1"]).ok("put");
-    let snapshot = || cluster.ctl(0, &["get", "", "--from-key", "-w", "json"]).ok("get");
+    let snapshot = || {
+        cluster
+            .ctl(0, &["get", "", "--from-key", "-w", "json"])
+            .ok("get")
+    };
     let before = snapshot();
     for (args, stdin, expected) in bad_requests() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = cluster.ctl_stdin(0, &args, &stdin);
         assert!(!out.success(), "{args:?} must fail: {out:?}");
-        assert!(out.stderr.contains(expected), "{args:?}: want {expected:?}, got {out:?}");
+        assert!(
+            out.stderr.contains(expected),
+            "{args:?}: want {expected:?}, got {out:?}"
+        );
         assert_eq!(snapshot(), before, "{args:?} changed the data");
     }
     eprintln!("phase: the server still serves writes and reads");
-    cluster.ctl(0, &["put", "base", "v2"]).ok("put after bad input");
-    assert_eq!(cluster.ctl(0, &["get", "base", "--print-value-only"]).out(), "v2");
+    cluster
+        .ctl(0, &["put", "base", "v2"])
+        .ok("put after bad input");
+    assert_eq!(
+        cluster.ctl(0, &["get", "base", "--print-value-only"]).out(),
+        "v2"
+    );
 }

@@ -54,7 +54,11 @@ impl Writers {
                 std::thread::spawn(move || write_loop(thread, &endpoints, &stop, &acked))
             })
             .collect();
-        Writers { stop, acked, threads }
+        Writers {
+            stop,
+            acked,
+            threads,
+        }
     }
 
     fn acked_count(&self) -> usize {
@@ -80,7 +84,10 @@ impl Writers {
         for thread in self.threads {
             thread.join().expect("writer thread");
         }
-        Arc::try_unwrap(self.acked).expect("writers joined").into_inner().expect("acked lock")
+        Arc::try_unwrap(self.acked)
+            .expect("writers joined")
+            .into_inner()
+            .expect("acked lock")
     }
 }
 
@@ -109,7 +116,11 @@ fn leader_kill_loses_no_acknowledged_write(binary: &ServerBinary) {
     let writes_while_down: usize = std::env::var("FAILOVER_WRITES_WHILE_DOWN")
         .map(|v| v.parse().expect("FAILOVER_WRITES_WHILE_DOWN is a number"))
         .unwrap_or(WRITES_WHILE_DOWN);
-    let opts = ClusterOptions { size: 3, snapshot_count: Some(100), ..ClusterOptions::default() };
+    let opts = ClusterOptions {
+        size: 3,
+        snapshot_count: Some(100),
+        ..ClusterOptions::default()
+    };
     eprintln!("phase 1: start 3 {} members", binary.name());
     let mut cluster = Cluster::start(binary, &opts);
     let leader = cluster.wait_leader(Duration::from_secs(10));
@@ -124,10 +135,16 @@ fn leader_kill_loses_no_acknowledged_write(binary: &ServerBinary) {
     let acked_at_kill = writers.acked_count();
     let resumed = writers.wait_acked(acked_at_kill + 20, RESUME_DEADLINE, "after the kill");
     let new_leader = cluster.wait_leader(RESUME_DEADLINE);
-    eprintln!("phase 3: 20 more writes acknowledged {resumed:?} after the kill; m{new_leader} leads");
+    eprintln!(
+        "phase 3: 20 more writes acknowledged {resumed:?} after the kill; m{new_leader} leads"
+    );
 
     eprintln!("phase 4: {writes_while_down} writes while m{leader} is down");
-    writers.wait_acked(acked_at_kill + writes_while_down, PHASE_DEADLINE, "while down");
+    writers.wait_acked(
+        acked_at_kill + writes_while_down,
+        PHASE_DEADLINE,
+        "while down",
+    );
     let acked = writers.stop();
     eprintln!("phase 4: {} writes acknowledged in total", acked.len());
 
@@ -150,9 +167,17 @@ fn check_member(cluster: &Cluster, member: usize, acked: &[String]) {
         let missing: Vec<&String> = acked.iter().filter(|k| !kvs.contains_key(*k)).collect();
         if missing.is_empty() {
             for (key, value) in &kvs {
-                assert_eq!(*value, value_of(key), "m{member}: {key} holds a value never written");
+                assert_eq!(
+                    *value,
+                    value_of(key),
+                    "m{member}: {key} holds a value never written"
+                );
             }
-            eprintln!("m{member}: all {} acknowledged keys present ({} keys)", acked.len(), kvs.len());
+            eprintln!(
+                "m{member}: all {} acknowledged keys present ({} keys)",
+                acked.len(),
+                kvs.len()
+            );
             return;
         }
         assert!(
@@ -169,11 +194,26 @@ fn check_member(cluster: &Cluster, member: usize, acked: &[String]) {
 /// The member's own view of the `w` keys (serializable: no raft round, no forwarding).
 fn local_keys(cluster: &Cluster, member: usize) -> BTreeMap<String, String> {
     let out = cluster
-        .ctl(member, &["--command-timeout=30s", "get", "w", "--prefix", "--consistency=s"])
+        .ctl(
+            member,
+            &[
+                "--command-timeout=30s",
+                "get",
+                "w",
+                "--prefix",
+                "--consistency=s",
+            ],
+        )
         .ok("serializable get");
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert!(lines.len() % 2 == 0, "m{member}: odd key/value output");
-    lines.chunks(2).map(|kv| (kv[0].to_string(), kv[1].to_string())).collect()
+    assert!(
+        lines.len().is_multiple_of(2),
+        "m{member}: odd key/value output"
+    );
+    lines
+        .chunks(2)
+        .map(|kv| (kv[0].to_string(), kv[1].to_string()))
+        .collect()
 }
 
 /// Polls until all members report the same store revision (serializable reads).
@@ -190,7 +230,10 @@ fn wait_same_revision(cluster: &Cluster) {
             eprintln!("all members at revision {:?}", revisions[0]);
             return;
         }
-        assert!(start.elapsed() < PHASE_DEADLINE, "members disagree: {revisions:?}");
+        assert!(
+            start.elapsed() < PHASE_DEADLINE,
+            "members disagree: {revisions:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

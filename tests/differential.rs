@@ -46,13 +46,17 @@ impl Outcome {
 
 #[test]
 fn raftkv_agrees_with_etcd() {
-    let Some((etcd, raftkv)) = support::binary::require_etcd_and_raftkv() else { return };
+    let Some((etcd, raftkv)) = support::binary::require_etcd_and_raftkv() else {
+        return;
+    };
     compare_all(&etcd, &raftkv, "etcd", "raftkv");
 }
 
 #[test]
 fn etcd_agrees_with_itself() {
-    let Some(etcd) = support::binary::require_etcd() else { return };
+    let Some(etcd) = support::binary::require_etcd() else {
+        return;
+    };
     compare_all(&etcd, &etcd, "etcd-a", "etcd-b");
 }
 
@@ -98,7 +102,11 @@ fn load_scripts() -> Vec<Script> {
     paths
         .iter()
         .map(|path| {
-            let name = path.file_stem().expect("file stem").to_string_lossy().into_owned();
+            let name = path
+                .file_stem()
+                .expect("file stem")
+                .to_string_lossy()
+                .into_owned();
             let text = std::fs::read_to_string(path).expect("read script");
             script::parse(&name, &text).unwrap_or_else(|e| panic!("{e}"))
         })
@@ -110,7 +118,11 @@ fn load_scripts() -> Vec<Script> {
 fn run_script(binary: &ServerBinary, script: &Script) -> Vec<Outcome> {
     let cluster = Cluster::start(binary, &ClusterOptions::default());
     let id = identity(&cluster);
-    script.steps.iter().map(|step| run_step(&cluster, step, &id)).collect()
+    script
+        .steps
+        .iter()
+        .map(|step| run_step(&cluster, step, &id))
+        .collect()
 }
 
 fn run_step(cluster: &Cluster, step: &Step, id: &Identity) -> Outcome {
@@ -125,7 +137,9 @@ fn run_step(cluster: &Cluster, step: &Step, id: &Identity) -> Outcome {
 }
 
 fn identity(cluster: &Cluster) -> Identity {
-    let status = cluster.ctl(0, &["endpoint", "status", "-w", "json"]).ok("endpoint status");
+    let status = cluster
+        .ctl(0, &["endpoint", "status", "-w", "json"])
+        .ok("endpoint status");
     let strip = |url: &str| url.trim_start_matches("http://").to_string();
     Identity {
         cluster_id: json::u64_first(&status.stdout, "cluster_id").expect("cluster_id"),

@@ -60,7 +60,13 @@ pub fn normalize(args: &[String], text: &str, id: &Identity) -> String {
 /// (`endpoint, id, version, db size, is leader, is learner, term, index, applied, errors`).
 fn normalize_status(text: &str) -> String {
     let mut text = text.to_string();
-    for key in ["version", "dbSize", "dbSizeInUse", "raftIndex", "raftAppliedIndex"] {
+    for key in [
+        "version",
+        "dbSize",
+        "dbSizeInUse",
+        "raftIndex",
+        "raftAppliedIndex",
+    ] {
         text = replace_json_value(&text, key, &format!("<{key}>"));
     }
     if text.starts_with('[') {
@@ -70,9 +76,13 @@ fn normalize_status(text: &str) -> String {
         .lines()
         .map(|line| {
             let mut columns: Vec<String> = line.split(", ").map(String::from).collect();
-            for (column, placeholder) in
-                [(2, "<version>"), (3, "<dbSize>"), (6, "<term>"), (7, "<raftIndex>"), (8, "<raftAppliedIndex>")]
-            {
+            for (column, placeholder) in [
+                (2, "<version>"),
+                (3, "<dbSize>"),
+                (6, "<term>"),
+                (7, "<raftIndex>"),
+                (8, "<raftAppliedIndex>"),
+            ] {
                 if let Some(value) = columns.get_mut(column) {
                     *value = placeholder.to_string();
                 }
@@ -120,7 +130,8 @@ fn replace_json_value(text: &str, key: &str, with: &str) -> String {
             1 + string.find('"').map_or(string.len(), |e| e + 1)
         } else {
             out.push_str(with);
-            rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())
+            rest.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len())
         };
         rest = &rest[end..];
     }
@@ -165,7 +176,10 @@ mod tests {
         assert_eq!(out, want);
         let simple = normalize(&args, "ff, started, m0, http://127.0.0.1:2380, x\n", &id());
         assert_eq!(simple, "<cluster-id>, started, m0, http://<peer>, x\n");
-        assert_eq!(normalize(&args, "127.0.0.1:23791", &id()), "127.0.0.1:23791");
+        assert_eq!(
+            normalize(&args, "127.0.0.1:23791", &id()),
+            "127.0.0.1:23791"
+        );
     }
 
     #[test]

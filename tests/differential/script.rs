@@ -59,7 +59,9 @@ pub struct Script {
 pub fn parse(name: &str, text: &str) -> Result<Script, String> {
     let lines: Vec<&str> = text.lines().collect();
     if !lines.first().is_some_and(|l| l.starts_with('#')) {
-        return Err(format!("{name}: must open with a # header saying what it proves"));
+        return Err(format!(
+            "{name}: must open with a # header saying what it proves"
+        ));
     }
     let mut steps = Vec::new();
     let mut at = 0;
@@ -85,15 +87,24 @@ pub fn parse(name: &str, text: &str) -> Result<Script, String> {
             stdin = parse_fill(fill).map_err(|e| format!("{name}:{line_no}: {e}"))?;
             args.pop();
         }
-        steps.extend(expand_formats(Step { line: line_no, args, stdin }));
+        steps.extend(expand_formats(Step {
+            line: line_no,
+            args,
+            stdin,
+        }));
     }
-    Ok(Script { name: name.to_string(), steps })
+    Ok(Script {
+        name: name.to_string(),
+        steps,
+    })
 }
 
 /// `CHAR:COUNT` -> COUNT copies of the byte CHAR.
 fn parse_fill(spec: &str) -> Result<Vec<u8>, String> {
     let (byte, count) = spec.split_once(':').ok_or("want <fill:CHAR:COUNT")?;
-    let [byte] = byte.as_bytes() else { return Err("fill CHAR must be one byte".into()) };
+    let [byte] = byte.as_bytes() else {
+        return Err("fill CHAR must be one byte".into());
+    };
     let count: usize = count.parse().map_err(|e| format!("fill COUNT: {e}"))?;
     Ok(vec![*byte; count])
 }
@@ -103,7 +114,10 @@ fn expand_formats(step: Step) -> Vec<Step> {
         step.args.first().map(String::as_str),
         Some("get" | "member" | "endpoint")
     );
-    let has_format = step.args.iter().any(|a| a == "-w" || a.starts_with("--write-out"));
+    let has_format = step
+        .args
+        .iter()
+        .any(|a| a == "-w" || a.starts_with("--write-out"));
     if !read_only || has_format {
         return vec![step];
     }
@@ -151,7 +165,9 @@ fn split(line: &str) -> Result<Vec<String>, String> {
 
 fn quote(arg: &str) -> String {
     let plain = !arg.is_empty()
-        && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_=./:,".contains(c));
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=./:,".contains(c));
     if plain {
         arg.to_string()
     } else {

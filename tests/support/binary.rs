@@ -47,7 +47,10 @@ impl ServerBinary {
 /// Real etcd, if installed (`ETCD_BIN`, then `PATH`).
 pub fn etcd() -> Option<ServerBinary> {
     let path = from_env("ETCD_BIN").or_else(|| in_path("etcd"))?;
-    Some(ServerBinary { kind: ServerKind::Etcd, path })
+    Some(ServerBinary {
+        kind: ServerKind::Etcd,
+        path,
+    })
 }
 
 /// The raftkv binary, if this build has one (see the module docs for the lookup order).
@@ -56,7 +59,10 @@ pub fn raftkv() -> Option<ServerBinary> {
         .or_else(|| from_env("CARGO_BIN_EXE_raftkv"))
         .or_else(|| option_env!("CARGO_BIN_EXE_raftkv").map(PathBuf::from))
         .filter(|p| p.is_file())?;
-    Some(ServerBinary { kind: ServerKind::Raftkv, path })
+    Some(ServerBinary {
+        kind: ServerKind::Raftkv,
+        path,
+    })
 }
 
 /// The `etcdctl` binary, if installed (`ETCDCTL_BIN`, then `PATH`).

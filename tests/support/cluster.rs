@@ -126,12 +126,25 @@ impl Cluster {
             .map(|i| {
                 let (client_url, peer_url) = urls[i].clone();
                 let data_dir = dir.path().join(format!("m{i}.data"));
-                let args = member_args(i, &client_url, &peer_url, &initial_cluster, &data_dir, opts);
+                let args =
+                    member_args(i, &client_url, &peer_url, &initial_cluster, &data_dir, opts);
                 let log_path = dir.path().join(format!("m{i}.log"));
-                Member { name: format!("m{i}"), client_url, peer_url, args, log_path, child: None }
+                Member {
+                    name: format!("m{i}"),
+                    client_url,
+                    peer_url,
+                    args,
+                    log_path,
+                    child: None,
+                }
             })
             .collect();
-        let mut cluster = Cluster { binary: binary.clone(), dir, members, ids: Vec::new() };
+        let mut cluster = Cluster {
+            binary: binary.clone(),
+            dir,
+            members,
+            ids: Vec::new(),
+        };
         for i in 0..opts.size {
             cluster.spawn(i);
         }
@@ -206,7 +219,11 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize) {
         let member = &mut self.members[i];
-        assert!(member.child.is_none(), "member {} is already running", member.name);
+        assert!(
+            member.child.is_none(),
+            "member {} is already running",
+            member.name
+        );
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -237,7 +254,12 @@ impl Cluster {
         loop {
             let health = etcdctl::run(
                 &url,
-                &["--dial-timeout=1s", "--command-timeout=2s", "endpoint", "health"],
+                &[
+                    "--dial-timeout=1s",
+                    "--command-timeout=2s",
+                    "endpoint",
+                    "health",
+                ],
                 None,
             );
             if health.success() {
@@ -263,7 +285,10 @@ impl Cluster {
 
     /// kill -9 member `i` and reap it.
     pub fn kill(&mut self, i: usize) {
-        let mut child = self.members[i].child.take().expect("kill: member not running");
+        let mut child = self.members[i]
+            .child
+            .take()
+            .expect("kill: member not running");
         // An already exited child makes kill() fail; wait() below still reaps it.
         let _ = child.kill();
         child.wait().expect("reap killed member");
@@ -271,8 +296,14 @@ impl Cluster {
 
     /// Graceful stop (SIGTERM), falling back to SIGKILL after 10 s.
     pub fn stop(&mut self, i: usize) {
-        let mut child = self.members[i].child.take().expect("stop: member not running");
-        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let mut child = self.members[i]
+            .child
+            .take()
+            .expect("stop: member not running");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         assert!(status.is_ok_and(|s| s.success()), "kill -TERM member m{i}");
         let deadline = Instant::now() + Duration::from_secs(10);
         while child.try_wait().expect("try_wait").is_none() {
@@ -295,7 +326,10 @@ impl Cluster {
 
     /// Member `i`'s `endpoint status`, or `None` if it does not answer.
     pub fn status(&self, i: usize) -> Option<MemberStatus> {
-        let out = self.ctl(i, &["--command-timeout=2s", "endpoint", "status", "-w", "json"]);
+        let out = self.ctl(
+            i,
+            &["--command-timeout=2s", "endpoint", "status", "-w", "json"],
+        );
         if !out.success() {
             return None;
         }
@@ -331,13 +365,18 @@ impl Cluster {
             if let Some(leader) = self.leader() {
                 return leader;
             }
-            assert!(Instant::now() < until, "no leader among running members after {deadline:?}");
+            assert!(
+                Instant::now() < until,
+                "no leader among running members after {deadline:?}"
+            );
             std::thread::sleep(POLL_INTERVAL);
         }
     }
 
     fn read_member_ids(&self) -> Vec<u64> {
-        let out = self.ctl(0, &["member", "list", "-w", "json"]).ok("member list");
+        let out = self
+            .ctl(0, &["member", "list", "-w", "json"])
+            .ok("member list");
         let ids = json::u64_all(&out.stdout, "ID");
         let names = json::str_all(&out.stdout, "name");
         assert_eq!(ids.len(), self.size(), "member list: {}", out.stdout);
@@ -380,7 +419,10 @@ fn member_args(
         ("--initial-cluster", initial_cluster.to_string()),
         ("--initial-cluster-state", "new".to_string()),
         ("--initial-cluster-token", "harness-cluster".to_string()),
-        ("--heartbeat-interval", opts.heartbeat_interval_ms.to_string()),
+        (
+            "--heartbeat-interval",
+            opts.heartbeat_interval_ms.to_string(),
+        ),
         ("--election-timeout", opts.election_timeout_ms.to_string()),
     ]
     .into_iter()
