@@ -24,7 +24,7 @@ mod script;
 
 use normalize::Identity;
 use script::{Script, Step};
-use support::{json, Cluster, ClusterOptions, ServerBinary};
+use support::{Cluster, ClusterOptions, ServerBinary};
 
 /// One command's normalised result.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +71,11 @@ fn compare_all(left: &ServerBinary, right: &ServerBinary, left_name: &str, right
         let (a, b) = std::thread::scope(|s| {
             let a = s.spawn(|| run_script(left, script));
             let b = s.spawn(|| run_script(right, script));
-            (a.join().expect("left side"), b.join().expect("right side"))
+            let join = |side: std::thread::ScopedJoinHandle<'_, Vec<Outcome>>| {
+                side.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            };
+            (join(a), join(b))
         });
         save_transcript(script, left_name, &a);
         save_transcript(script, right_name, &b);
@@ -137,18 +141,17 @@ fn run_step(cluster: &Cluster, step: &Step, id: &Identity) -> Outcome {
 }
 
 fn identity(cluster: &Cluster) -> Identity {
-    let status = cluster
-        .ctl(0, &["endpoint", "status", "-w", "json"])
-        .ok("endpoint status");
     let strip = |url: &str| url.trim_start_matches("http://").to_string();
     Identity {
-        cluster_id: json::u64_first(&status.stdout, "cluster_id").expect("cluster_id"),
+        cluster_id: cluster.cluster_id(),
         member_id: cluster.member_id(0),
         client_addr: strip(&cluster.member(0).client_url),
         peer_addr: strip(&cluster.member(0).peer_url),
     }
 }
 
+/// The lines of every differing step, and the first difference in full (long outputs
+/// clipped around the first differing byte; the saved transcripts have everything).
 fn first_difference(
     script: &Script,
     a: &[Outcome],
@@ -156,16 +159,50 @@ fn first_difference(
     a_name: &str,
     b_name: &str,
 ) -> Option<String> {
-    let at = a.iter().zip(b).position(|(x, y)| x != y)?;
+    let differing: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+    let &at = differing.first()?;
+    let lines: Vec<String> = differing
+        .iter()
+        .map(|&i| script.steps[i].line.to_string())
+        .collect();
     let line = script.steps[at].line;
+    let (mut x, mut y) = (a[at].clone(), b[at].clone());
+    (x.stdout, y.stdout) = clip_around_difference(&x.stdout, &y.stdout);
+    (x.stderr, y.stderr) = clip_around_difference(&x.stderr, &y.stderr);
     Some(format!(
-        "=== {}.txt, step {} of {}:\n--- {a_name}:\n{}--- {b_name}:\n{}",
+        "=== {}.txt: {} of {} steps differ (script lines {}); the first:\n--- {a_name}:\n{}--- {b_name}:\n{}",
         script.name,
-        at + 1,
+        differing.len(),
         a.len(),
-        a[at].render(line),
-        b[at].render(line)
+        lines.join(", "),
+        x.render(line),
+        y.render(line)
     ))
+}
+
+/// Both texts, each cut to about 300 bytes around their first differing byte when longer
+/// than 1000 bytes.
+fn clip_around_difference(x: &str, y: &str) -> (String, String) {
+    const CONTEXT: usize = 150;
+    if x.len().max(y.len()) <= 1000 {
+        return (x.to_string(), y.to_string());
+    }
+    let at = x.bytes().zip(y.bytes()).take_while(|(p, q)| p == q).count();
+    let clip = |text: &str| {
+        let mut start = at.saturating_sub(CONTEXT).min(text.len());
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (at + CONTEXT).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        format!(
+            "[... clipped at byte {start}] {} [...]\n",
+            &text[start..end]
+        )
+    };
+    (clip(x), clip(y))
 }
 
 fn transcript_dir() -> std::path::PathBuf {

@@ -94,6 +94,8 @@ pub struct Cluster {
     members: Vec<Member>,
     /// Member ids from `member list`, by member index.
     ids: Vec<u64>,
+    /// header.cluster_id of that `member list`.
+    cluster_id: u64,
 }
 
 impl Cluster {
@@ -144,6 +146,7 @@ impl Cluster {
             dir,
             members,
             ids: Vec::new(),
+            cluster_id: 0,
         };
         for i in 0..opts.size {
             cluster.spawn(i);
@@ -151,7 +154,7 @@ impl Cluster {
         for i in 0..opts.size {
             cluster.wait_ready(i);
         }
-        cluster.ids = cluster.read_member_ids();
+        (cluster.cluster_id, cluster.ids) = cluster.read_member_ids();
         cluster
     }
 
@@ -173,6 +176,11 @@ impl Cluster {
     /// Member `i`'s id as reported by `member list` at start.
     pub fn member_id(&self, i: usize) -> u64 {
         self.ids[i]
+    }
+
+    /// The cluster id reported by `member list` at start.
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id
     }
 
     /// The index of the member with id `id`.
@@ -373,20 +381,42 @@ impl Cluster {
         }
     }
 
-    fn read_member_ids(&self) -> Vec<u64> {
-        let out = self
-            .ctl(0, &["member", "list", "-w", "json"])
-            .ok("member list");
-        let ids = json::u64_all(&out.stdout, "ID");
-        let names = json::str_all(&out.stdout, "name");
-        assert_eq!(ids.len(), self.size(), "member list: {}", out.stdout);
-        assert_eq!(names.len(), ids.len(), "member list names: {}", out.stdout);
-        (0..self.size())
+    /// (cluster id, member ids by member index) from `member list`, polled until every
+    /// member's name is listed (members publish their name and client URLs through the log
+    /// after they start, so a fresh list may still show them unnamed).
+    fn read_member_ids(&self) -> (u64, Vec<u64>) {
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            let out = self
+                .ctl(0, &["member", "list", "-w", "json"])
+                .ok("member list");
+            if let Some(found) = self.ids_by_name(&out.stdout) {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member list never named every member: {out:?}"
+            );
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    fn ids_by_name(&self, member_list: &str) -> Option<(u64, Vec<u64>)> {
+        let cluster_id = json::u64_first(member_list, "cluster_id")?;
+        let ids = json::u64_all(member_list, "ID");
+        let names = json::str_all(member_list, "name");
+        if ids.len() != self.size() || names.len() != ids.len() {
+            return None;
+        }
+        let by_index = (0..self.size())
             .map(|i| {
-                let at = names.iter().position(|n| *n == format!("m{i}"));
-                ids[at.unwrap_or_else(|| panic!("m{i} missing in member list {}", out.stdout))]
+                names
+                    .iter()
+                    .position(|n| *n == format!("m{i}"))
+                    .map(|at| ids[at])
             })
-            .collect()
+            .collect::<Option<Vec<u64>>>()?;
+        Some((cluster_id, by_index))
     }
 }
 
