@@ -90,9 +90,9 @@ pub fn require_raftkv() -> Option<ServerBinary> {
     }
     let binary = raftkv();
     if binary.is_none() {
-        eprintln!(
-            "\n*** SKIP: no raftkv binary in this build (CARGO_BIN_EXE_raftkv unset); \
-             set RAFTKV_BIN=/path/to/raftkv to run these tests against one ***\n"
+        loud(
+            "SKIP: no raftkv binary in this build (CARGO_BIN_EXE_raftkv unset); \
+             set RAFTKV_BIN=/path/to/raftkv to run these tests against one",
         );
     }
     binary
@@ -109,7 +109,14 @@ fn skip_or_fail(what: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true and {what}");
     }
-    eprintln!("\n*** SKIP: {what}; this test did NOT run ***\n");
+    loud(&format!("SKIP: {what}; this test did NOT run"));
+}
+
+/// Writes straight to the process's stderr: the test harness captures `eprintln!` of
+/// passing tests, and a skip must be seen.
+fn loud(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n*** {message} ***\n");
 }
 
 fn from_env(var: &str) -> Option<PathBuf> {

@@ -373,10 +373,20 @@ impl Cluster {
             if let Some(leader) = self.leader() {
                 return leader;
             }
-            assert!(
-                Instant::now() < until,
-                "no leader among running members after {deadline:?}"
-            );
+            if Instant::now() > until {
+                let answers: Vec<String> = (0..self.size())
+                    .map(|i| {
+                        format!(
+                            "m{i}: {:?}",
+                            self.ctl(i, &["endpoint", "status", "-w", "json"])
+                        )
+                    })
+                    .collect();
+                panic!(
+                    "no leader among running members after {deadline:?}:\n{}",
+                    answers.join("\n")
+                );
+            }
             std::thread::sleep(POLL_INTERVAL);
         }
     }
