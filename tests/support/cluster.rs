@@ -11,24 +11,22 @@
 //!
 //! Readiness is a successful `etcdctl endpoint health` (a linearizable read through raft) on
 //! the member within [`READY_DEADLINE`]; a member that exits while we wait fails the test
-//! with the tail of its log. Each member's stdout and stderr go to `<dir>/m<i>.log`.
-//! `KEEP_TEST_DIRS=1` keeps the directory (data and logs) after the test and prints its path.
+//! with the tail of its log. `KEEP_TEST_DIRS=1` keeps the cluster directory (data and
+//! member logs) after the test and prints its path.
 //!
-//! Dropping a [`Cluster`] kills (SIGKILL) every member it started.
+//! Dropping a [`Cluster`] kills (SIGKILL) every member it started (see [`Member`]).
 
-use std::fs::OpenOptions;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::binary::ServerBinary;
 use super::etcdctl::{self, CtlOutput};
 use super::json;
+use super::member::{free_ports, Member};
 
 /// How long a member may take to become healthy after a (re)start.
 pub const READY_DEADLINE: Duration = Duration::from_secs(30);
 /// Pause between readiness / leader polls (polling a condition, not sleeping for one).
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How to start a cluster; `Default` is a single member with etcd's default timings.
 #[derive(Clone, Debug)]
@@ -55,21 +53,6 @@ impl Default for ClusterOptions {
             extra_args: Vec::new(),
         }
     }
-}
-
-/// One member process and how to start it again.
-#[derive(Debug)]
-pub struct Member {
-    /// `m<i>`.
-    pub name: String,
-    /// `http://127.0.0.1:<port>`.
-    pub client_url: String,
-    /// `http://127.0.0.1:<port>`.
-    pub peer_url: String,
-    /// The full command line after the program path.
-    args: Vec<String>,
-    log_path: PathBuf,
-    child: Option<Child>,
 }
 
 /// What `etcdctl endpoint status -w json` says about one member.
@@ -113,32 +96,15 @@ impl Cluster {
             eprintln!("KEEP_TEST_DIRS: cluster dir {}", dir.path().display());
         }
         let ports = free_ports(2 * opts.size);
-        let urls: Vec<(String, String)> = (0..opts.size)
-            .map(|i| {
-                let client = format!("http://127.0.0.1:{}", ports[2 * i]);
-                let peer = format!("http://127.0.0.1:{}", ports[2 * i + 1]);
-                (client, peer)
-            })
-            .collect();
+        let url = |port: u16| format!("http://127.0.0.1:{port}");
         let initial_cluster = (0..opts.size)
-            .map(|i| format!("m{i}={}", urls[i].1))
+            .map(|i| format!("m{i}={}", url(ports[2 * i + 1])))
             .collect::<Vec<_>>()
             .join(",");
         let members = (0..opts.size)
             .map(|i| {
-                let (client_url, peer_url) = urls[i].clone();
-                let data_dir = dir.path().join(format!("m{i}.data"));
-                let args =
-                    member_args(i, &client_url, &peer_url, &initial_cluster, &data_dir, opts);
-                let log_path = dir.path().join(format!("m{i}.log"));
-                Member {
-                    name: format!("m{i}"),
-                    client_url,
-                    peer_url,
-                    args,
-                    log_path,
-                    child: None,
-                }
+                let urls = (url(ports[2 * i]), url(ports[2 * i + 1]));
+                Member::new(i, urls, &initial_cluster, dir.path(), opts)
             })
             .collect();
         let mut cluster = Cluster {
@@ -148,8 +114,8 @@ impl Cluster {
             ids: Vec::new(),
             cluster_id: 0,
         };
-        for i in 0..opts.size {
-            cluster.spawn(i);
+        for member in &mut cluster.members {
+            member.spawn(&binary.path);
         }
         for i in 0..opts.size {
             cluster.wait_ready(i);
@@ -190,11 +156,7 @@ impl Cluster {
 
     /// Whether member `i`'s process is running (as far as we started it and did not stop it).
     pub fn is_running(&mut self, i: usize) -> bool {
-        let member = &mut self.members[i];
-        match member.child.as_mut() {
-            Some(child) => child.try_wait().expect("try_wait").is_none(),
-            None => false,
-        }
+        self.members[i].is_running()
     }
 
     /// Comma-separated client URLs of every member (for clients that fail over).
@@ -220,38 +182,7 @@ impl Cluster {
 
     /// The last `lines` lines of member `i`'s log, for failure messages.
     pub fn log_tail(&self, i: usize, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.members[i].log_path).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-
-    fn spawn(&mut self, i: usize) {
-        let member = &mut self.members[i];
-        assert!(
-            member.child.is_none(),
-            "member {} is already running",
-            member.name
-        );
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&member.log_path)
-            .expect("open member log");
-        // A clean environment: no stray ETCD_* variable may change a member's flags.
-        let mut command = Command::new(&self.binary.path);
-        command.args(&member.args).env_clear();
-        for var in ["PATH", "RUST_LOG", "RUST_BACKTRACE"] {
-            if let Some(value) = std::env::var_os(var) {
-                command.env(var, value);
-            }
-        }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.binary.path.display()));
-        member.child = Some(child);
+        self.members[i].log_tail(lines)
     }
 
     /// Waits until member `i` answers `endpoint health`; panics with its log tail if it
@@ -293,42 +224,18 @@ impl Cluster {
 
     /// kill -9 member `i` and reap it.
     pub fn kill(&mut self, i: usize) {
-        let mut child = self.members[i]
-            .child
-            .take()
-            .expect("kill: member not running");
-        // An already exited child makes kill() fail; wait() below still reaps it.
-        let _ = child.kill();
-        child.wait().expect("reap killed member");
+        self.members[i].kill();
     }
 
     /// Graceful stop (SIGTERM), falling back to SIGKILL after 10 s.
     pub fn stop(&mut self, i: usize) {
-        let mut child = self.members[i]
-            .child
-            .take()
-            .expect("stop: member not running");
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        assert!(status.is_ok_and(|s| s.success()), "kill -TERM member m{i}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while child.try_wait().expect("try_wait").is_none() {
-            if Instant::now() > deadline {
-                eprintln!("member m{i} ignored SIGTERM for 10 s; killing it");
-                let _ = child.kill();
-                child.wait().expect("reap member");
-                return;
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
+        self.members[i].stop();
     }
 
     /// Starts member `i` again with its original command line and data directory, and waits
     /// until it is healthy.
     pub fn restart(&mut self, i: usize) {
-        self.spawn(i);
+        self.members[i].spawn(&self.binary.path);
         self.wait_ready(i);
     }
 
@@ -428,69 +335,4 @@ impl Cluster {
             .collect::<Option<Vec<u64>>>()?;
         Some((cluster_id, by_index))
     }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for member in &mut self.members {
-            if let Some(mut child) = member.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-}
-
-fn member_args(
-    i: usize,
-    client_url: &str,
-    peer_url: &str,
-    initial_cluster: &str,
-    data_dir: &std::path::Path,
-    opts: &ClusterOptions,
-) -> Vec<String> {
-    let mut args: Vec<String> = [
-        ("--name", format!("m{i}")),
-        ("--data-dir", data_dir.display().to_string()),
-        ("--listen-client-urls", client_url.to_string()),
-        ("--advertise-client-urls", client_url.to_string()),
-        ("--listen-peer-urls", peer_url.to_string()),
-        ("--initial-advertise-peer-urls", peer_url.to_string()),
-        ("--initial-cluster", initial_cluster.to_string()),
-        ("--initial-cluster-state", "new".to_string()),
-        ("--initial-cluster-token", "harness-cluster".to_string()),
-        (
-            "--heartbeat-interval",
-            opts.heartbeat_interval_ms.to_string(),
-        ),
-        ("--election-timeout", opts.election_timeout_ms.to_string()),
-    ]
-    .into_iter()
-    .map(|(flag, value)| format!("{flag}={value}"))
-    .collect();
-    if let Some(count) = opts.snapshot_count {
-        args.push(format!("--snapshot-count={count}"));
-    }
-    args.extend(opts.extra_args.iter().cloned());
-    args
-}
-
-/// `n` distinct free TCP ports on 127.0.0.1. Each is found by binding port 0 and releasing
-/// it; ports handed out earlier in this process are never handed out again, so parallel
-/// tests in one binary cannot collide with each other.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let handed_out = guard.get_or_insert_with(HashSet::new);
-    let mut ports = Vec::with_capacity(n);
-    while ports.len() < n {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-        let port = listener.local_addr().expect("local addr").port();
-        if handed_out.insert(port) {
-            ports.push(port);
-        }
-    }
-    ports
 }

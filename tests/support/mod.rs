@@ -13,8 +13,8 @@
 //! - [`binary`]: finds etcd, etcdctl and raftkv, and decides between skipping and failing
 //!   when one is missing.
 //! - [`cluster`]: a 1..n member cluster on free loopback ports with temporary data
-//!   directories; kill -9, stop, restart, readiness and leader queries; children are killed
-//!   on drop.
+//!   directories; kill -9, stop, restart, readiness and leader queries.
+//! - [`member`]: one server process (command line, log file, child; killed on drop).
 //! - [`etcdctl`]: runs `etcdctl` (API v3) and captures stdout, stderr and the exit code.
 //! - [`json`]: the few JSON number lookups the harness needs (no serde in dev-dependencies).
 #![allow(dead_code)]
@@ -23,6 +23,7 @@ pub mod binary;
 pub mod cluster;
 pub mod etcdctl;
 pub mod json;
+pub mod member;
 
 #[allow(unused_imports)]
 pub use binary::{ServerBinary, ServerKind};
