@@ -240,11 +240,16 @@ impl Cluster {
     }
 
     /// Member `i`'s `endpoint status`, or `None` if it does not answer.
+    ///
+    /// The endpoint is given as bare `host:port` here. With a URL endpoint, etcdctl's
+    /// `endpoint status` dials `passthrough:///http://host:port` and sends that whole string
+    /// as the HTTP/2 `:authority`; etcd accepts it, a stricter HTTP/2 server may not. Finding
+    /// the leader must not depend on that quirk; the differential scripts, which use URL
+    /// endpoints like operators do, are where it is checked.
     pub fn status(&self, i: usize) -> Option<MemberStatus> {
-        let out = self.ctl(
-            i,
-            &["--command-timeout=2s", "endpoint", "status", "-w", "json"],
-        );
+        let addr = self.members[i].client_url.trim_start_matches("http://");
+        let args = ["--command-timeout=2s", "endpoint", "status", "-w", "json"];
+        let out = etcdctl::run(addr, &args, None);
         if !out.success() {
             return None;
         }
