@@ -94,6 +94,13 @@ fn endpoint_status_member_list_and_unimplemented_services() {
     assert!(status["raftIndex"].as_u64().unwrap() >= 1, "{status}");
     assert!(status["raftTerm"].as_u64().unwrap() >= 1, "{status}");
 
+    // With a scheme, etcdctl's status dial sends `:authority: http://...` (src/api/authority.rs).
+    let url = format!("http://127.0.0.1:{}", m.client_port);
+    let out = api_support::etcdctl(&url, &["endpoint", "status", "-w", "json"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again[0]["Status"]["leader"].as_u64(), Some(member_id));
+
     eprintln!("phase 2: member list");
     let list: serde_json::Value =
         serde_json::from_str(&m.ctl_ok(&["member", "list", "-w", "json"])).unwrap();

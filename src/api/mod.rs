@@ -6,13 +6,15 @@
 //!   gRPC status etcd sends.
 //! - `grpc_health`: `grpc.health.v1`, serving while a leader is known.
 //! - [`http`]: `/health`, `/livez`, `/readyz`, `/version`, `/metrics`.
-//! - [`serve`]: one listener for gRPC and HTTP; the metrics listeners.
+//! - [`serve`]: one listener for gRPC and HTTP; the metrics listeners. `authority` repairs
+//!   the `:authority` grpc-go sends for `etcdctl --endpoints=http://...`.
 //! - [`config`], `flag_values`, `ignored_flags`: etcd's flags and `ETCD_*` variables.
 //! - [`logging`], [`run`]: what `src/bin/raftkv.rs` calls.
 //!
 //! This layer must not decide anything about requests: validation, consensus and storage
 //! semantics belong to the server, so every way in (gRPC, tests) meets the same rules.
 
+mod authority;
 mod cluster;
 pub mod config;
 mod error;

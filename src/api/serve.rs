@@ -11,11 +11,13 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::{Stream, TryStreamExt};
 use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
+use super::authority;
 use super::cluster::ClusterService;
 use super::grpc_health::health_service;
 use super::http;
@@ -75,12 +77,22 @@ pub async fn serve_client(
 ) -> Result<(), tonic::transport::Error> {
     Server::builder()
         .accept_http1(true)
-        .tcp_nodelay(true)
         .http2_keepalive_interval(opts.keepalive_interval)
         .http2_keepalive_timeout(Some(opts.keepalive_timeout))
         .add_routes(Routes::from(router))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(bridged(listener), shutdown)
         .await
+}
+
+/// Accepted connections, each bridged through `authority::bridge`.
+fn bridged(
+    listener: TcpListener,
+) -> impl Stream<Item = std::io::Result<tokio::io::DuplexStream>> + Send + 'static {
+    TcpListenerStream::new(listener).map_ok(|tcp| {
+        // Small unary RPCs must not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+        authority::bridge(tcp)
+    })
 }
 
 /// Serve only the HTTP routes (`/metrics`, `/health`, ...) on a `--listen-metrics-urls`
