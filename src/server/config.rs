@@ -13,6 +13,8 @@ pub enum ClusterState {
     #[default]
     New,
     /// Join a cluster that already exists (membership comes from the cluster).
+    /// Limitation until MemberAdd exists: with an empty data dir this bootstraps from
+    /// `initial_cluster` exactly like `New`; with a data dir both are ignored (as etcd).
     Existing,
 }
 

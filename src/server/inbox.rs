@@ -7,6 +7,7 @@
 
 use std::io::Read;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::TrySendError;
 use std::sync::Arc;
 
 use super::shared::{Input, Shared};
@@ -71,7 +72,14 @@ impl RaftInbox for Inbox {
 
     fn report_snapshot(&self, id: NodeId, ok: bool) {
         // Never dropped: until it hears the outcome the leader sends this peer nothing
-        // but heartbeats. Blocks only while the queue is full.
-        let _ = self.shared.inputs.send(Input::SnapshotReport(id, ok));
+        // but heartbeats. Never blocks the caller either (it may be an async task): a full
+        // queue hands the report to a short-lived thread that waits for room.
+        match self.shared.inputs.try_send(Input::SnapshotReport(id, ok)) {
+            Err(TrySendError::Full(report)) => {
+                let inputs = self.shared.inputs.clone();
+                std::thread::spawn(move || inputs.send(report));
+            }
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+        }
     }
 }
