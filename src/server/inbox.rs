@@ -77,7 +77,9 @@ impl RaftInbox for Inbox {
         match self.shared.inputs.try_send(Input::SnapshotReport(id, ok)) {
             Err(TrySendError::Full(report)) => {
                 let inputs = self.shared.inputs.clone();
-                std::thread::spawn(move || inputs.send(report));
+                std::thread::spawn(move || {
+                    let _ = inputs.send(report);
+                });
             }
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
         }
