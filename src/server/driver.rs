@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -98,6 +98,9 @@ impl Driver {
 
     /// Runs until stopped or until storage fails (then the member stops serving).
     pub fn run(mut self) {
+        // Set even if the driver panics (a bug: an assert), so that handles answer
+        // `server stopped` instead of timing out forever.
+        let _stopped_on_exit = MarkStopped(self.shared.clone());
         if let Err(e) = self.refresh_db_size().and_then(|()| self.run_loop()) {
             tracing::error!(error = %e, "raft driver failed: this member stops");
         }
@@ -304,12 +307,23 @@ impl Driver {
             .shared
             .store
             .lock()
-            .expect("store lock poisoned by a panic");
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(store) = guard.as_ref() {
             if let Err(e) = store.sync_durable() {
                 tracing::error!(error = %e, "syncing the store at stop failed");
             }
         }
         *guard = None;
+    }
+}
+
+/// Marks the server stopped and leaderless when dropped (at the driver thread's exit).
+struct MarkStopped(Arc<Shared>);
+
+impl Drop for MarkStopped {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::SeqCst);
+        self.0.leader.store(0, Ordering::SeqCst);
+        self.0.metrics.has_leader.set(0);
     }
 }

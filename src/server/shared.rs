@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -113,7 +113,12 @@ pub struct Shared {
 impl Shared {
     /// Locks the store, or `Stopped` after the driver has released it.
     pub fn store(&self) -> Result<StoreGuard<'_>, ServerError> {
-        let guard = self.store.lock().expect("store lock poisoned by a panic");
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(ServerError::Stopped);
+        }
+        // A panic while holding the lock stops the driver (see `driver::MarkStopped`);
+        // the flag above answers from then on, so the poison itself carries no news.
+        let guard = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
             return Err(ServerError::Stopped);
         }
