@@ -191,9 +191,10 @@ impl EtcdServer {
 
     /// The members this server knows, by id.
     pub fn member_list(&self) -> pb::MemberListResponse {
+        let header = self.header();
         let members = self.shared().members.read().expect("members lock poisoned");
         pb::MemberListResponse {
-            header: Some(self.header()),
+            header: Some(header),
             members: members.values().cloned().collect(),
         }
     }

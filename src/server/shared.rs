@@ -2,8 +2,8 @@
 //! the store (behind a mutex), the membership view, the Raft status mirrored into atomics,
 //! and the driver's bounded input queue.
 //!
-//! Lock order: `store` before `members`; neither is ever held across an `.await` or while
-//! sending into `inputs`.
+//! Lock order: never hold two of `store`, `members`, `leaderless_since` at once; none is
+//! ever held across an `.await` or while sending into `inputs`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
