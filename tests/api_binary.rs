@@ -254,3 +254,57 @@ fn sigterm_stops_gracefully_and_the_data_survives_a_restart() {
     m.wait_healthy();
     assert_eq!(m.ctl_ok(&["get", "durable"]), "durable\nyes\n");
 }
+
+/// Not a check: prints requests per second through the client listener (one h2c
+/// connection, 16 concurrent callers) for serializable ranges and puts, to compare builds.
+/// Run with `cargo test --release --test api_binary -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn client_listener_throughput_report() {
+    use raftkv::proto::etcdserverpb::kv_client::KvClient;
+    use raftkv::proto::etcdserverpb::{PutRequest, RangeRequest};
+
+    let mut m = Member::start("bench", &[]);
+    m.wait_healthy();
+    let url = format!("http://127.0.0.1:{}", m.client_port);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(url)
+            .unwrap()
+            .connect()
+            .await;
+        let client = KvClient::new(channel.unwrap());
+        for kind in ["range", "put"] {
+            let started = std::time::Instant::now();
+            let mut tasks = Vec::new();
+            for t in 0..16 {
+                let mut c = client.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..250 {
+                        let key = format!("k{t}-{i}").into_bytes();
+                        if kind == "range" {
+                            let req = RangeRequest {
+                                key: key.into(),
+                                serializable: true,
+                                ..Default::default()
+                            };
+                            c.range(req).await.unwrap();
+                        } else {
+                            let req = PutRequest {
+                                key: key.into(),
+                                value: vec![b'v'; 256].into(),
+                                ..Default::default()
+                            };
+                            c.put(req).await.unwrap();
+                        }
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let rate = 4000.0 / started.elapsed().as_secs_f64();
+            eprintln!("{kind}: {rate:.0} requests/s");
+        }
+    });
+}
