@@ -47,6 +47,15 @@ async fn single_member_serves_kv_with_headers() {
     let t = s.txn(txn).await.unwrap();
     assert!(t.succeeded);
     assert_eq!(t.header.unwrap().revision, 3);
+    let nested = match &t.responses[0].response {
+        Some(pb::response_op::Response::ResponsePut(p)) => p.header.unwrap(),
+        other => panic!("expected a put response, got {other:?}"),
+    };
+    assert_eq!(
+        (nested.revision, nested.member_id, nested.cluster_id),
+        (3, 0, 0),
+        "nested headers carry only the revision, as etcd's"
+    );
     assert_eq!(value_of(&s, "baz").await.as_deref(), Some(&b"1"[..]));
 
     eprintln!("phase: delete, then compact, then old revisions are gone");
@@ -119,6 +128,12 @@ async fn single_member_serves_kv_with_headers() {
     assert_eq!(
         published.client_ur_ls,
         vec!["http://solo.test:2379".to_string()]
+    );
+    let ml_header = s.member_list().header.unwrap();
+    assert_eq!(ml_header.member_id, s.member_id());
+    assert_eq!(
+        ml_header.revision, 0,
+        "etcd's member list header has no revision"
     );
     s.stop();
     let err = s.put(put_req("after", "stop")).await.unwrap_err();

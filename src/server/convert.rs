@@ -157,14 +157,17 @@ pub fn delete_range_response(
     }
 }
 
-/// The store's txn response as the protobuf one; nested responses carry the same header
-/// (etcd fills every nested header).
+/// The store's txn response as the protobuf one. As in etcd, only the outer header is
+/// complete: nested responses' headers carry just the revision.
 pub fn txn_response(r: mvcc::TxnResponse, header: pb::ResponseHeader) -> pb::TxnResponse {
     let responses = r
         .responses
         .into_iter()
         .map(|op| {
-            let h = header;
+            let h = pb::ResponseHeader {
+                revision: header.revision,
+                ..Default::default()
+            };
             let response = match op {
                 mvcc::ResponseOp::Range(x) => {
                     response_op::Response::ResponseRange(range_response(x, h))

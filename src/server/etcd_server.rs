@@ -189,9 +189,9 @@ impl EtcdServer {
         }
     }
 
-    /// The members this server knows, by id.
+    /// The members this server knows, by id. The header has no revision (as etcd's).
     pub fn member_list(&self) -> pb::MemberListResponse {
-        let header = self.header();
+        let header = self.shared().header(0);
         let members = self.shared().members.read().expect("members lock poisoned");
         pb::MemberListResponse {
             header: Some(header),
