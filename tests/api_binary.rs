@@ -308,3 +308,45 @@ fn client_listener_throughput_report() {
         }
     });
 }
+
+/// etcd lets clients ping every 5 s (`--grpc-keepalive-min-time`); raftkv must never answer
+/// pings with GOAWAY(ENHANCE_YOUR_CALM). Twenty back-to-back pings (far more eager than any
+/// client), then an h2c request on the same connection still gets its answer.
+#[test]
+fn eager_http2_pings_do_not_cost_the_connection() {
+    let mut m = Member::start("pings", &[]);
+    m.wait_healthy();
+    let port = m.client_port;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (send, mut connection) = h2::client::handshake(tcp).await.unwrap();
+        let mut pings = connection.ping_pong().expect("ping_pong is available once");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        for _ in 0..20 {
+            pings.ping(h2::Ping::opaque()).await.expect("pong");
+        }
+        let mut send = send.ready().await.unwrap();
+        let request = axum::http::Request::get(format!("http://127.0.0.1:{port}/version"))
+            .body(())
+            .unwrap();
+        let (response, _) = send.send_request(request, true).unwrap();
+        let response = response.await.expect("the connection survived the pings");
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            bytes.extend_from_slice(&chunk);
+        }
+        assert_eq!(bytes, br#"{"etcdserver":"3.5.17","etcdcluster":"3.5.0"}"#);
+    });
+}
