@@ -242,3 +242,52 @@ async fn concurrent_writes_share_fsyncs_and_all_apply_in_order() {
         m.stop();
     }
 }
+
+/// Throughput report, not a check (tests never assert speed): `cargo test --release --test
+/// server_cluster throughput -- --ignored --nocapture`. In-process 3 members over channels,
+/// on real disks (tempdir): what the driver's batching gives before gRPC is involved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::default());
+    let names = ["n1", "n2", "n3"];
+    let members: Vec<EtcdServer> = names
+        .iter()
+        .map(|n| start(&net, config(n, dir.path(), &names, 10_000)))
+        .collect();
+    let all: Vec<&EtcdServer> = members.iter().collect();
+    let leader_id = wait_leader(&all).await;
+    let leader = members
+        .iter()
+        .find(|m| m.member_id() == leader_id)
+        .unwrap()
+        .clone();
+    put_retrying(&leader, "warmup", "1").await;
+    for clients in [1usize, 16, 256] {
+        let writes = 2000usize;
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let m = leader.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in (c..writes).step_by(clients) {
+                    m.put(put_req(&format!("t{clients}-{i}"), "0123456789abcdef"))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{clients:>4} clients: {writes} puts in {secs:.2}s = {:.0} puts/s",
+            writes as f64 / secs
+        );
+    }
+    for m in &members {
+        m.stop();
+    }
+}
