@@ -143,10 +143,12 @@ impl Settings {
         T: Into<String>,
     {
         let args: Vec<String> = args.into_iter().map(Into::into).collect();
-        let matches = command().try_get_matches_from(normalize_dashes(args))?;
+        let mut cmd = command();
+        let args = normalize_dashes(&cmd, args);
+        let mut warnings = unknown_env_warnings(&cmd, std::env::vars().map(|(k, _)| k));
+        let matches = cmd.try_get_matches_from_mut(args)?;
         let flags = Flags::from_arg_matches(&matches)?;
-        let mut warnings = ignored_flag_warnings(&matches);
-        warnings.extend(unknown_env_warnings(std::env::vars().map(|(k, _)| k)));
+        warnings.extend(ignored_flag_warnings(&matches));
         let settings = settings_from(flags, warnings)?;
         Ok(settings)
     }
@@ -184,8 +186,7 @@ fn command() -> clap::Command {
 
 /// Go's `flag` package also accepts `-name value`; rewrite single-dash long flags to clap's
 /// `--name` form. Values are left alone: only `-word` tokens that name a flag change.
-fn normalize_dashes(args: Vec<String>) -> Vec<String> {
-    let cmd = command();
+fn normalize_dashes(cmd: &clap::Command, args: Vec<String>) -> Vec<String> {
     let is_flag = |name: &str| cmd.get_arguments().any(|a| a.get_long() == Some(name));
     args.into_iter()
         .map(|a| {
@@ -216,8 +217,7 @@ fn ignored_flag_warnings(matches: &ArgMatches) -> Vec<String> {
 }
 
 /// etcd warns about `ETCD_*` variables that match no flag; so do we.
-fn unknown_env_warnings(vars: impl Iterator<Item = String>) -> Vec<String> {
-    let cmd = command();
+fn unknown_env_warnings(cmd: &clap::Command, vars: impl Iterator<Item = String>) -> Vec<String> {
     let known: Vec<String> = cmd
         .get_arguments()
         .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
