@@ -198,3 +198,40 @@ async fn writes_beyond_the_backend_quota_are_refused() {
     assert!(d.is_ok(), "deletes stay allowed over the quota");
     s.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_over_a_torn_wal_tail_with_a_newer_term() {
+    use raftkv::raft::{Entry, EntryKind, Index, Term};
+    use raftkv::wal::{FsDisk, Wal, WalOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::default());
+    let cfg = config("solo", dir.path(), &["solo"], 10_000);
+    let s = start(&net, cfg.clone());
+    wait_leader(&[&s]).await;
+    let rev = put_retrying(&s, "k", "v").await.header.unwrap().revision;
+    s.stop();
+    drop(s);
+
+    eprintln!("phase: the WAL keeps an entry of a newer term but not the hard state after it");
+    let wal_dir = cfg.data_dir.join("member").join("wal");
+    let (mut wal, rec) = Wal::open(FsDisk, &wal_dir, WalOptions::default()).unwrap();
+    let last = rec.entries.last().map_or(rec.snapshot.index, |e| e.index);
+    wal.append(&[Entry {
+        term: Term(rec.hard_state.term.0 + 1),
+        index: Index(last.0 + 1),
+        kind: EntryKind::Normal,
+        data: Bytes::new(),
+    }])
+    .unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+
+    eprintln!("phase: the member restarts, keeps its data and takes writes");
+    let s = start(&net, cfg);
+    wait_leader(&[&s]).await;
+    assert_eq!(value_of(&s, "k").await.as_deref(), Some(&b"v"[..]));
+    let r = put_retrying(&s, "k2", "v2").await;
+    assert_eq!(r.header.unwrap().revision, rev + 1);
+    s.stop();
+}
