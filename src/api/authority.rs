@@ -134,7 +134,9 @@ fn follow_client_settings(
         server.set_max_recv_frame_size(size as usize);
     }
     if let Some(size) = s.header_table_size() {
+        // hyper's encoder may now use this much table; so may ours towards the client.
         client.set_send_header_table_size(size as usize);
+        server.set_recv_header_table_size(size as usize);
     }
 }
 
@@ -153,7 +155,9 @@ fn follow_server_settings(
         client.set_max_recv_frame_size(size as usize);
     }
     if let Some(size) = s.header_table_size() {
+        // The client's encoder may now use this much table; so may ours towards hyper.
         server.set_send_header_table_size(size as usize);
+        client.set_recv_header_table_size(size as usize);
     }
 }
 
