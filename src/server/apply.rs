@@ -23,8 +23,10 @@ use crate::raft::{ConfChange, ConfChangeKind, Entry, EntryKind, NodeId, RawNode}
 /// What applying one group of entries produced.
 #[derive(Default)]
 pub struct ApplyOutcome {
-    /// (request id, result) for every applied proposal, in log order.
-    pub results: Vec<(u64, Result<Applied, ServerError>)>,
+    /// (request id, entry data, result) for every applied proposal, in log order. The data
+    /// lets the driver check that a waiter's id really names this entry (ids of two
+    /// members could collide; the same bytes would get the same answer anyway).
+    pub results: Vec<(u64, bytes::Bytes, Result<Applied, ServerError>)>,
     /// Whether member records changed (the shared view must be refreshed).
     pub members_changed: bool,
     /// Request ids of compactions with `physical` set: answered once the old revisions
@@ -183,7 +185,8 @@ fn apply_normal<B: Backend>(
             return;
         }
     };
-    out.results.push((id, result.map_err(ServerError::from)));
+    out.results
+        .push((id, e.data.clone(), result.map_err(ServerError::from)));
 }
 
 #[cfg(test)]
@@ -305,7 +308,7 @@ mod tests {
             "only entry 4 was written"
         );
         assert_eq!(store.applied_index(), 4);
-        let ids: Vec<u64> = out.results.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = out.results.iter().map(|(id, _, _)| *id).collect();
         assert_eq!(ids, vec![14], "only entry 4 produced a result");
         assert!(
             raw.conf_state().voters.contains(&NodeId(2)),

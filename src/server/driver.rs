@@ -35,8 +35,8 @@ pub struct Driver {
     pub(super) wal: Wal<FsDisk>,
     pub(super) transport: Arc<dyn Transport>,
     inputs: Receiver<Input>,
-    /// Proposals of this member waiting to be applied, by request id.
-    pub(super) waiters: HashMap<u64, ApplyWaiter>,
+    /// Proposals of this member waiting to be applied, by request id, with their data.
+    pub(super) waiters: HashMap<u64, (ApplyWaiter, Bytes)>,
     /// Proposals Raft refused (no leader yet): retried once a leader is known.
     stalled: Vec<(u64, Bytes)>,
     pub(super) reads: ReadQueue,
@@ -153,7 +153,7 @@ impl Driver {
                 if waiter.is_closed() {
                     return true;
                 }
-                self.waiters.insert(id, waiter);
+                self.waiters.insert(id, (waiter, data.clone()));
                 if self.raw.propose(data.clone()).is_err() {
                     self.stalled.push((id, data));
                 }
@@ -214,7 +214,7 @@ impl Driver {
         }
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
-            self.waiters.retain(|_, w| !w.is_closed());
+            self.waiters.retain(|_, (w, _)| !w.is_closed());
             let waiters = &self.waiters;
             self.stalled.retain(|(id, _)| waiters.contains_key(id));
             self.refresh_db_size()?;

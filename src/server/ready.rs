@@ -194,10 +194,15 @@ impl Driver {
 
     /// Wakes the clients whose proposals were applied and refreshes the member view.
     fn finish_apply(&mut self, outcome: ApplyOutcome) {
-        for (id, result) in outcome.results {
-            let Some(waiter) = self.waiters.remove(&id) else {
+        for (id, data, result) in outcome.results {
+            if self
+                .waiters
+                .get(&id)
+                .is_none_or(|(_, proposed)| *proposed != data)
+            {
                 continue;
-            };
+            }
+            let (waiter, _) = self.waiters.remove(&id).expect("checked above");
             if result.is_err() {
                 self.shared.metrics.proposals_failed.inc();
             } else if outcome.physical_compactions.contains(&id) {
