@@ -241,6 +241,27 @@ fn grpc_health(port: u16) -> ServingStatus {
 }
 
 #[test]
+fn every_listen_client_url_serves_grpc_and_http() {
+    let mut m = Member::prepare("two-ports");
+    let second = api_support::free_port();
+    let urls = format!(
+        "--listen-client-urls=http://127.0.0.1:{},http://127.0.0.1:{second}",
+        m.client_port
+    );
+    m.spawn(&[&urls]);
+    m.wait_healthy();
+    assert_eq!(http_get(second, "/health").unwrap().status, 200);
+    assert_eq!(m.ctl_ok(&["put", "via", "first"]), "OK\n");
+    let out = api_support::etcdctl(&format!("127.0.0.1:{second}"), &["get", "via"], "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "via\nfirst\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn sigterm_stops_gracefully_and_the_data_survives_a_restart() {
     let mut m = Member::start("restart", &[]);
     m.wait_healthy();
