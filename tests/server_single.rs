@@ -129,6 +129,31 @@ async fn single_member_serves_kv_with_headers() {
         published.client_ur_ls,
         vec!["http://solo.test:2379".to_string()]
     );
+
+    eprintln!("phase: a read-only txn is served without a log entry");
+    let index_before = s.status().await.unwrap().raft_index;
+    let read_txn = pb::TxnRequest {
+        compare: vec![],
+        success: vec![pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestRange(get_req("foo", false))),
+        }],
+        failure: vec![],
+    };
+    let t = s.txn(read_txn).await.unwrap();
+    assert!(t.succeeded);
+    match &t.responses[0].response {
+        Some(pb::response_op::Response::ResponseRange(r)) => {
+            assert_eq!(&r.kvs[0].value[..], b"bar")
+        }
+        other => panic!("expected a range response, got {other:?}"),
+    }
+    assert_eq!(t.header.unwrap().revision, 4);
+    assert_eq!(
+        s.status().await.unwrap().raft_index,
+        index_before,
+        "no entry was proposed"
+    );
+
     let ml_header = s.member_list().header.unwrap();
     assert_eq!(ml_header.member_id, s.member_id());
     assert_eq!(

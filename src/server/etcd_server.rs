@@ -163,7 +163,11 @@ impl EtcdServer {
 
     /// Txn through the log.
     pub async fn txn(&self, req: pb::TxnRequest) -> Result<pb::TxnResponse, ServerError> {
-        mvcc::validate_txn(&convert::txn_request(&req)?, self.shared().cfg.max_txn_ops)?;
+        let mreq = convert::txn_request(&req)?;
+        mvcc::validate_txn(&mreq, self.shared().cfg.max_txn_ops)?;
+        if txn_is_read_only(&req) {
+            return self.read_only_txn(&req, &mreq).await;
+        }
         if txn_writes(&req) {
             self.shared().check_quota()?;
         }
@@ -174,6 +178,25 @@ impl EtcdServer {
             }
             other => unreachable!("a txn applied as {other:?}"),
         }
+    }
+
+    /// A txn that writes nothing is a read (as in etcd): a ReadIndex round (skipped when
+    /// every range in it is serializable), then evaluated on the local store. Nothing goes
+    /// through the log.
+    async fn read_only_txn(
+        &self,
+        req: &pb::TxnRequest,
+        mreq: &mvcc::TxnRequest,
+    ) -> Result<pb::TxnResponse, ServerError> {
+        if !txn_is_serializable(req) {
+            self.linearizable_barrier().await?;
+        }
+        let mut store = self.shared().store()?;
+        // A batch that writes nothing may be dropped without a commit.
+        let resp = store.begin_apply()?.txn(mreq)?;
+        drop(store);
+        let header = self.shared().header(resp.revision);
+        Ok(convert::txn_response(resp, header))
     }
 
     /// Compact through the log (logical; the driver removes old revisions in steps after).
@@ -334,6 +357,31 @@ fn quota_bytes(configured: u64) -> u64 {
 }
 
 /// Whether a txn contains a put anywhere (what the quota refuses, as etcd).
+fn txn_is_read_only(req: &pb::TxnRequest) -> bool {
+    use crate::proto::etcdserverpb::request_op::Request as Op;
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .all(|op| match &op.request {
+            Some(Op::RequestRange(_)) => true,
+            Some(Op::RequestTxn(t)) => txn_is_read_only(t),
+            _ => false,
+        })
+}
+
+/// Whether every range in a read-only txn asked for a serializable read.
+fn txn_is_serializable(req: &pb::TxnRequest) -> bool {
+    use crate::proto::etcdserverpb::request_op::Request as Op;
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .all(|op| match &op.request {
+            Some(Op::RequestRange(r)) => r.serializable,
+            Some(Op::RequestTxn(t)) => txn_is_serializable(t),
+            _ => false,
+        })
+}
+
 fn txn_writes(req: &pb::TxnRequest) -> bool {
     use crate::proto::etcdserverpb::request_op::Request as Op;
     req.success
