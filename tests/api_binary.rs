@@ -262,6 +262,25 @@ fn every_listen_client_url_serves_grpc_and_http() {
 }
 
 #[test]
+fn a_taken_client_port_fails_the_start_with_a_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut m = Member::prepare("taken");
+    m.spawn(&[&format!("--listen-client-urls=http://127.0.0.1:{port}")]);
+    let status = m.wait_exit();
+    assert!(!status.success());
+    assert!(
+        m.log().contains(&format!("listen on 127.0.0.1:{port}")),
+        "{}",
+        m.log()
+    );
+    assert!(
+        !m.dir.join("data").exists(),
+        "the data dir is untouched when a port is taken"
+    );
+}
+
+#[test]
 fn sigterm_stops_gracefully_and_the_data_survives_a_restart() {
     let mut m = Member::start("restart", &[]);
     m.wait_healthy();

@@ -139,6 +139,12 @@ impl Member {
         })
     }
 
+    /// Wait for the process to exit on its own.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("member is running");
+        wait_for("raftkv to exit", || child.try_wait().unwrap())
+    }
+
     /// Send SIGTERM and wait for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("member is running");
