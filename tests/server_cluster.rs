@@ -191,7 +191,10 @@ async fn concurrent_writes_share_fsyncs_and_all_apply_in_order() {
     put_retrying(&members[0], "warmup", "1").await;
     let leader = members.iter().find(|m| m.member_id() == leader_id).unwrap();
     let fsync = "etcd_disk_wal_fsync_duration_seconds";
-    let fsyncs_before = histogram_count(&leader.metrics().encode_text(), fsync);
+    let text = leader.metrics().encode_text();
+    assert!(text.contains("etcd_server_is_leader 1"), "{text}");
+    assert!(text.contains("etcd_server_has_leader 1"), "{text}");
+    let fsyncs_before = histogram_count(&text, fsync);
 
     eprintln!("phase: 300 writes in flight at once, through every member");
     const WRITES: usize = 300;

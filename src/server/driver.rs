@@ -325,5 +325,6 @@ impl Drop for MarkStopped {
         self.0.stopped.store(true, Ordering::SeqCst);
         self.0.leader.store(0, Ordering::SeqCst);
         self.0.metrics.has_leader.set(0);
+        self.0.metrics.is_leader.set(0);
     }
 }

@@ -14,6 +14,8 @@ pub struct Metrics {
     registry: Registry,
     /// 1 when this member knows a leader, else 0 (`etcd_server_has_leader`).
     pub has_leader: Gauge,
+    /// 1 when this member is the leader, else 0 (`etcd_server_is_leader`).
+    pub is_leader: Gauge,
     /// Leader changes seen by this member (`etcd_server_leader_changes_seen_total`).
     pub leader_changes_seen: Counter,
     /// Entries committed (`etcd_server_proposals_committed_total`; etcd's is a gauge of
@@ -47,6 +49,7 @@ impl Metrics {
         let m = Metrics {
             registry: Registry::default(),
             has_leader: Gauge::default(),
+            is_leader: Gauge::default(),
             leader_changes_seen: Counter::default(),
             proposals_committed: Gauge::default(),
             proposals_applied: Gauge::default(),
@@ -66,6 +69,11 @@ impl Metrics {
             "etcd_server_has_leader",
             "Whether a leader exists",
             self.has_leader.clone(),
+        );
+        r.register(
+            "etcd_server_is_leader",
+            "Whether this member is the leader",
+            self.is_leader.clone(),
         );
         r.register(
             "etcd_server_leader_changes_seen",

@@ -103,6 +103,7 @@ impl Driver {
         let old = self.shared.leader.swap(leader, Ordering::SeqCst);
         let m = &self.shared.metrics;
         m.has_leader.set(i64::from(leader != 0));
+        m.is_leader.set(i64::from(leader == self.shared.member_id));
         if leader != 0 && leader != old {
             m.leader_changes_seen.inc();
             tracing::info!(
