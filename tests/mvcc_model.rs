@@ -409,7 +409,10 @@ fn store_matches_model_on_mem_and_sled() {
     for seed in seeds {
         check_seed(seed, steps, &[Kind::Mem, Kind::Sled]);
     }
-    assert_coverage(&REQUIRED);
+    if env_u64("SEED").is_none() {
+        // One replayed seed need not hit every case.
+        assert_coverage(&REQUIRED);
+    }
 }
 
 /// Many short sequences on the in-memory backend: breadth over fresh-store corner cases.
