@@ -1,8 +1,8 @@
 //! Regression test for /work/notes/mvcc-findings.md F1: a sled-backed store dropped and
-//! reopened at once, in the same process, must open (sled 0.34's background flusher used
-//! to hold the database lock for a while after the last handle was dropped, so the reopen
-//! failed with WouldBlock: 85 of these 100 rounds did before the fix). No retries, no
-//! sleeps.
+//! reopened at once, in the same process, must open. sled 0.34's background flusher holds
+//! the database's file lock for a moment after the last handle is dropped; before
+//! `SledBackend::open` waited that out, 85 of these 100 rounds failed with "could not
+//! acquire lock". The test itself never retries or sleeps.
 
 use raftkv::mvcc::*;
 
