@@ -172,8 +172,34 @@ fn run_step<B: Backend>(
             let store = s.events_in(k, e, from, to, q.with_prev_kv, q.events_max);
             agree("Events", store, model.events_in(q))?
         }
-        Step::CompactSteps(n) => {
+        _ => {
             let before = hash_now(s)?;
+            maintain(store, open, step)?;
+            let after = hash_now(store.as_ref().unwrap())?;
+            if after != before {
+                return Err(format!("{step:?} changed hash_kv: {before:?} -> {after:?}"));
+            }
+            check_leased(store.as_ref().unwrap(), model)?;
+        }
+    }
+    let s = store.as_ref().unwrap();
+    check_counters(s, model)?;
+    if matches!(step, Step::Batch(_)) {
+        s.check_invariants();
+    }
+    Ok(())
+}
+
+/// The steps that must not change the MVCC state: physical compaction, reopen, installing
+/// the store's own snapshot, defrag.
+fn maintain<B: Backend>(
+    store: &mut Option<Store<B>>,
+    open: &mut dyn FnMut() -> B,
+    step: &Step,
+) -> std::result::Result<(), String> {
+    let s = store.as_mut().expect("store open");
+    match step {
+        Step::CompactSteps(n) => {
             for _ in 0..*n {
                 let progress = s.compact_step().map_err(|e| format!("compact_step: {e}"))?;
                 let name = format!("{progress:?}");
@@ -182,46 +208,23 @@ fn run_step<B: Backend>(
                     name.split([' ', '{']).next().unwrap()
                 ));
             }
-            if hash_now(s)? != before {
-                return Err("physical compaction changed hash_kv".into());
-            }
         }
         Step::Reopen => {
-            let before = hash_now(s)?;
             drop(store.take());
-            let reopened = Store::open(open()).map_err(|e| format!("reopen: {e}"))?;
-            let after = hash_now(&reopened)?;
-            *store = Some(reopened);
-            if after != before {
-                return Err(format!("reopen changed hash_kv: {before:?} -> {after:?}"));
-            }
-            check_leased(store.as_ref().unwrap(), model)?;
+            *store = Some(Store::open(open()).map_err(|e| format!("reopen: {e}"))?);
         }
         Step::InstallOwnSnapshot => {
-            let before = hash_now(s)?;
             let mut image = Vec::new();
             let mut reader = s.snapshot().map_err(|e| format!("snapshot: {e}"))?;
             std::io::Read::read_to_end(&mut reader, &mut image).map_err(|e| e.to_string())?;
             drop(reader);
             s.install_snapshot(&image[..])
                 .map_err(|e| format!("install: {e}"))?;
-            if hash_now(s)? != before {
-                return Err("installing the store's own snapshot changed hash_kv".into());
-            }
-            check_leased(s, model)?;
         }
         Step::Defrag => {
-            let before = hash_now(s)?;
             s.defrag().map_err(|e| format!("defrag: {e}"))?;
-            if hash_now(s)? != before {
-                return Err("defrag changed hash_kv".into());
-            }
         }
-    }
-    let s = store.as_ref().unwrap();
-    check_counters(s, model)?;
-    if matches!(step, Step::Batch(_)) {
-        s.check_invariants();
+        Step::Batch(_) | Step::Range(_) | Step::Events(_) => unreachable!("not maintenance"),
     }
     Ok(())
 }
@@ -409,7 +412,10 @@ fn store_matches_model_on_mem_and_sled() {
     for seed in seeds {
         check_seed(seed, steps, &[Kind::Mem, Kind::Sled]);
     }
-    assert_coverage(&REQUIRED);
+    if env_u64("SEED").is_none() {
+        // One replayed seed need not hit every case.
+        assert_coverage(&REQUIRED);
+    }
 }
 
 /// Many short sequences on the in-memory backend: breadth over fresh-store corner cases.

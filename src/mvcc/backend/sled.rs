@@ -14,6 +14,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::{Backend, BatchOp, Bucket, Entry, WriteBatch};
 use crate::mvcc::error::{MvccError, Result};
@@ -114,11 +115,34 @@ fn remove_stale(dir: &Path, generation: u64) -> Result<()> {
     Ok(())
 }
 
+/// How long [`open_db`] waits for a file lock that a just-dropped handle still holds.
+const LOCK_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// Open sled. sled 0.34's background threads (its timer flusher above all) keep the
+/// database's file lock for a moment after the last handle is dropped
+/// (spacejam/sled#1234), so reopening the same directory in this process (an in-process
+/// restart, a test) failed with "could not acquire lock" (85 times in 100 in
+/// `tests/mvcc_reopen.rs`); that window is waited out here, up to [`LOCK_WAIT_MAX`].
+/// (Turning the flusher off shortens the window but made puts at 1M keys ~15x slower.)
 fn open_db(path: &Path, config: &SledConfig) -> Result<sled::Db> {
-    Ok(sled::Config::new()
-        .path(path)
-        .cache_capacity(config.cache_capacity_bytes)
-        .open()?)
+    let deadline = Instant::now() + LOCK_WAIT_MAX;
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .open();
+        match opened {
+            // sled reports the lock failure as an `Other` IO error; only its text tells.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                // Nothing to wait on but time: the holder is a sled thread of this process.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 impl SledBackend {
