@@ -79,8 +79,6 @@ pub struct Store<B: Backend> {
     pub(crate) key_bucket_bytes: u64,
     /// Number of key-bucket entries now stored.
     pub(crate) key_bucket_entries: u64,
-    /// Bytes of the meta bucket when opened.
-    pub(crate) meta_bytes_at_open: u64,
     /// Snapshot exports in progress; physical compaction pauses while > 0.
     pub(crate) exports_active: Arc<AtomicUsize>,
     /// Set when a commit failed: memory may be ahead of disk.
@@ -123,12 +121,10 @@ impl<B: Backend> Store<B> {
             compaction: None,
             key_bucket_bytes: 0,
             key_bucket_entries: 0,
-            meta_bytes_at_open: 0,
             exports_active: Arc::new(AtomicUsize::new(0)),
             poisoned: false,
         };
         store.rebuild_index()?;
-        store.meta_bytes_at_open = bucket_bytes(store.backend.as_ref(), Bucket::Meta)?;
         if scheduled > finished {
             tracing::info!(scheduled, finished, "resuming interrupted compaction");
             let keep = store.index.compact(scheduled);
@@ -241,10 +237,12 @@ impl<B: Backend> Store<B> {
         Ok(out)
     }
 
-    /// Backend size on disk and an estimate of the bytes in use.
+    /// Backend size on disk and an estimate of the bytes in use: the live key-bucket bytes
+    /// plus the meta bucket, measured now (it is small: counters, members, leases).
     pub fn db_size(&self) -> Result<DbSize> {
         let db_size_bytes = self.backend.size_bytes()?;
-        let in_use = self.key_bucket_bytes + self.meta_bytes_at_open;
+        let meta_bytes = bucket_bytes(self.backend.as_ref(), Bucket::Meta)?;
+        let in_use = self.key_bucket_bytes + meta_bytes;
         Ok(DbSize {
             db_size_bytes,
             db_size_in_use_bytes: in_use.min(db_size_bytes),

@@ -263,7 +263,13 @@ impl<B: Backend> ApplyBatch<'_, '_, B> {
             responses.push(match op {
                 RequestOp::Range(r) => ResponseOp::Range(self.view(Some(w)).range(r)?),
                 RequestOp::Put(p) => ResponseOp::Put(self.do_put(p, w)?),
-                RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.do_delete_range(d, w)?),
+                RequestOp::DeleteRange(d) => {
+                    let mut resp = self.do_delete_range(d, w)?;
+                    // etcd reports the txn's revision once anything in it has written,
+                    // and the revision before the txn otherwise (a delete of nothing first).
+                    resp.revision = if w.sub > 0 { w.main } else { self.store.current_revision };
+                    ResponseOp::DeleteRange(resp)
+                }
                 RequestOp::Txn(t) => ResponseOp::Txn(self.do_txn(t, path, w)?),
             });
         }
@@ -373,14 +379,15 @@ impl<B: Backend> Drop for ApplyBatch<'_, '_, B> {
     }
 }
 
-/// Give a txn response and its nested responses the txn's header revision.
+/// Give a txn response and its nested responses their header revisions, as etcd does: a
+/// put reports the txn's revision; a range or delete reports what the txn had seen when it
+/// ran (set in `do_txn`); a txn reports its final revision.
 fn set_revisions(resp: &mut TxnResponse, revision: i64) {
     resp.revision = revision;
     for r in &mut resp.responses {
         match r {
-            ResponseOp::Range(_) => {}
+            ResponseOp::Range(_) | ResponseOp::DeleteRange(_) => {}
             ResponseOp::Put(p) => p.revision = revision,
-            ResponseOp::DeleteRange(d) => d.revision = revision,
             ResponseOp::Txn(t) => set_revisions(t, revision),
         }
     }

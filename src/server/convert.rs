@@ -158,25 +158,34 @@ pub fn delete_range_response(
 }
 
 /// The store's txn response as the protobuf one. As in etcd, only the outer header is
-/// complete: nested responses' headers carry just the revision.
+/// complete: nested responses' headers carry just the revision that op saw (a range before
+/// the txn's first write reports the revision before the txn).
 pub fn txn_response(r: mvcc::TxnResponse, header: pb::ResponseHeader) -> pb::TxnResponse {
+    let nested = |revision: i64| pb::ResponseHeader {
+        revision,
+        ..Default::default()
+    };
     let responses = r
         .responses
         .into_iter()
         .map(|op| {
-            let h = pb::ResponseHeader {
-                revision: header.revision,
-                ..Default::default()
-            };
             let response = match op {
                 mvcc::ResponseOp::Range(x) => {
+                    let h = nested(x.revision);
                     response_op::Response::ResponseRange(range_response(x, h))
                 }
-                mvcc::ResponseOp::Put(x) => response_op::Response::ResponsePut(put_response(x, h)),
+                mvcc::ResponseOp::Put(x) => {
+                    let h = nested(x.revision);
+                    response_op::Response::ResponsePut(put_response(x, h))
+                }
                 mvcc::ResponseOp::DeleteRange(x) => {
+                    let h = nested(x.revision);
                     response_op::Response::ResponseDeleteRange(delete_range_response(x, h))
                 }
-                mvcc::ResponseOp::Txn(x) => response_op::Response::ResponseTxn(txn_response(x, h)),
+                mvcc::ResponseOp::Txn(x) => {
+                    let h = nested(x.revision);
+                    response_op::Response::ResponseTxn(txn_response(x, h))
+                }
             };
             pb::ResponseOp {
                 response: Some(response),
