@@ -217,6 +217,21 @@ struct Frame {
     helper: Option<usize>,
     /// The state before the step.
     before: State,
+    /// A read that matched the state as it was: no other choice here can do better (see
+    /// `Search::run`), so backtracking skips the frame's alternatives.
+    forced: bool,
+}
+
+/// What trying to linearize one operation did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tried {
+    /// Linearized: the walk restarts at the head.
+    Pushed,
+    /// Not possible, or already explored: try the next call.
+    Refused,
+    /// A read that matches the state was already explored from here and failed: this whole
+    /// configuration fails, backtrack.
+    Dead,
 }
 
 /// The search's mutable state; see the module docs for the algorithm.
@@ -275,19 +290,24 @@ impl<'a> Search<'a> {
         }
     }
 
-    /// Tries to linearize `op` now (after a helper write if it needs one); true if it did.
-    fn try_linearize(&mut self, op: usize) -> bool {
+    /// Tries to linearize `op` now (after a helper write if it needs one).
+    fn try_linearize(&mut self, op: usize) -> Tried {
         let f = self.ops[op].f;
         if let Some(after) = step(self.state, f, self.candidates) {
-            return self.push(op, None, after);
+            let forced = matches!((f, self.state), (RegF::Read(_), State::Value(_)));
+            return match (self.push(op, None, after, forced), forced) {
+                (true, _) => Tried::Pushed,
+                (false, true) => Tried::Dead,
+                (false, false) => Tried::Refused,
+            };
         }
         let Some(helper) = needs(f).and_then(|v| self.helper_for(v)) else {
-            return false;
+            return Tried::Refused;
         };
         let helped = State::Value(Some(needs(f).expect("a helper implies a need")));
         match step(helped, f, self.candidates) {
-            Some(after) => self.push(op, Some(helper), after),
-            None => false,
+            Some(after) if self.push(op, Some(helper), after, false) => Tried::Pushed,
+            _ => Tried::Refused,
         }
     }
 
@@ -320,7 +340,7 @@ impl<'a> Search<'a> {
         None
     }
 
-    fn push(&mut self, op: usize, helper: Option<usize>, after: State) -> bool {
+    fn push(&mut self, op: usize, helper: Option<usize>, after: State, forced: bool) -> bool {
         let fingerprint = self.fingerprint ^ self.keys[op] ^ helper.map_or(0, |h| self.keys[h]);
         if !self.memo.insert((fingerprint, after)) {
             return false;
@@ -329,6 +349,7 @@ impl<'a> Search<'a> {
             op,
             helper,
             before: self.state,
+            forced,
         });
         self.state = after;
         self.fingerprint = fingerprint;
@@ -341,8 +362,8 @@ impl<'a> Search<'a> {
         true
     }
 
-    /// Undoes the last step; returns the op it linearized.
-    fn pop(&mut self) -> Option<usize> {
+    /// Undoes the last step; returns the op it linearized and whether it was forced.
+    fn pop(&mut self) -> Option<(usize, bool)> {
         let frame = self.stack.pop()?;
         self.list.unlift(frame.op);
         self.linearized[frame.op] = false;
@@ -354,9 +375,15 @@ impl<'a> Search<'a> {
         self.fingerprint = fingerprint;
         self.state = frame.before;
         self.ok_left += usize::from(self.ops[frame.op].return_ns.is_some());
-        Some(frame.op)
+        Some((frame.op, frame.forced))
     }
 
+    /// The walk. One pruning beyond Porcupine's: a read that matches the current state is
+    /// *forced*. If any linearization exists from here, one exists with that read next (a
+    /// read changes nothing, and every op that had to precede it already has), so when the
+    /// search comes back to a forced frame, the configuration before it has failed too and
+    /// the frame's alternatives are skipped. This keeps concurrent reads of one value from
+    /// multiplying the states (2^k subsets of k reads).
     fn run(&mut self, states_max: u64) -> SearchOutcome {
         let mut cursor = self.list.next[self.list.head];
         loop {
@@ -368,18 +395,26 @@ impl<'a> Search<'a> {
             }
             if cursor != NIL && self.list.entries[cursor].is_call {
                 let op = self.list.entries[cursor].op;
-                cursor = if self.try_linearize(op) {
-                    self.list.next[self.list.head]
-                } else {
-                    self.list.next[cursor]
-                };
-                continue;
+                match self.try_linearize(op) {
+                    Tried::Pushed => cursor = self.list.next[self.list.head],
+                    Tried::Refused => cursor = self.list.next[cursor],
+                    Tried::Dead => cursor = NIL,
+                }
+                if cursor != NIL || self.list.next[self.list.head] == NIL {
+                    continue;
+                }
             }
-            // A return entry (or the end of the list): backtrack.
-            let Some(op) = self.pop() else {
-                return SearchOutcome::NotLinearizable;
-            };
-            cursor = self.list.next[self.list.call_of[op]];
+            // A return entry, the end of the list or a dead configuration: backtrack past
+            // every forced frame to the last real choice, and try the call after it.
+            loop {
+                let Some((op, forced)) = self.pop() else {
+                    return SearchOutcome::NotLinearizable;
+                };
+                if !forced {
+                    cursor = self.list.next[self.list.call_of[op]];
+                    break;
+                }
+            }
         }
     }
 }
