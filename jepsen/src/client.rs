@@ -62,19 +62,28 @@ pub struct Client {
 impl Client {
     /// A client sharing `channel`.
     pub fn new(channel: Channel, timeout: Duration) -> Client {
-        Client { kv: KvClient::new(channel), timeout }
+        Client {
+            kv: KvClient::new(channel),
+            timeout,
+        }
     }
 
     /// A linearizable range of one key: its value and mod revision, `None` if missing.
     pub async fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, i64)>, OpError> {
-        let request = RangeRequest { key: key.as_bytes().to_vec().into(), ..Default::default() };
+        let request = RangeRequest {
+            key: key.as_bytes().to_vec().into(),
+            ..Default::default()
+        };
         let call = self.kv.range(request);
         let response = match tokio::time::timeout(self.timeout, call).await {
             Err(_) => return Err(OpError::Info("client timeout".into())),
             Ok(Err(status)) => return Err(classify(&status)),
             Ok(Ok(response)) => response.into_inner(),
         };
-        Ok(response.kvs.first().map(|kv| (kv.value.to_vec(), kv.mod_revision)))
+        Ok(response
+            .kvs
+            .first()
+            .map(|kv| (kv.value.to_vec(), kv.mod_revision)))
     }
 
     /// Runs a transaction; its `succeeded` flag is the caller's to interpret.
@@ -119,13 +128,24 @@ mod tests {
     /// Timeouts and unavailability are unknown outcomes; rejections are certain failures.
     #[test]
     fn classify_keeps_unknown_outcomes_as_info() {
-        let info = [Code::Unavailable, Code::DeadlineExceeded, Code::Unknown, Code::Internal];
+        let info = [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Unknown,
+            Code::Internal,
+        ];
         for code in info {
-            assert!(matches!(classify(&tonic::Status::new(code, "x")), OpError::Info(_)), "{code:?}");
+            assert!(
+                matches!(classify(&tonic::Status::new(code, "x")), OpError::Info(_)),
+                "{code:?}"
+            );
         }
         let fail = [Code::InvalidArgument, Code::FailedPrecondition];
         for code in fail {
-            assert!(matches!(classify(&tonic::Status::new(code, "x")), OpError::Fail(_)), "{code:?}");
+            assert!(
+                matches!(classify(&tonic::Status::new(code, "x")), OpError::Fail(_)),
+                "{code:?}"
+            );
         }
     }
 }

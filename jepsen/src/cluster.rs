@@ -60,10 +60,19 @@ impl Cluster {
                     data_dir: dir.join(format!("n{}.data", i + 1)),
                     netns: net.netns(i),
                 };
-                Member { spec, child: None, paused: false }
+                Member {
+                    spec,
+                    child: None,
+                    paused: false,
+                }
             })
             .collect();
-        Cluster { bin: bin.to_path_buf(), dir: dir.to_path_buf(), token: token.into(), members }
+        Cluster {
+            bin: bin.to_path_buf(),
+            dir: dir.to_path_buf(),
+            token: token.into(),
+            members,
+        }
     }
 
     /// How many members.
@@ -83,7 +92,10 @@ impl Cluster {
 
     /// Every member's client URL, by member index.
     pub fn client_urls(&self) -> Vec<String> {
-        self.members.iter().map(|m| m.spec.client_url.clone()).collect()
+        self.members
+            .iter()
+            .map(|m| m.spec.client_url.clone())
+            .collect()
     }
 
     /// Starts every member.
@@ -95,8 +107,11 @@ impl Cluster {
     }
 
     fn initial_cluster(&self) -> String {
-        let pairs: Vec<String> =
-            self.members.iter().map(|m| format!("{}={}", m.spec.name, m.spec.peer_url)).collect();
+        let pairs: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.spec.name, m.spec.peer_url))
+            .collect();
         pairs.join(",")
     }
 
@@ -108,7 +123,10 @@ impl Cluster {
         let initial_cluster = self.initial_cluster();
         let spec = &self.members[i].spec;
         let log_path = self.dir.join(format!("{}.log", spec.name));
-        let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
         let mut command = match &spec.netns {
             Some(netns) => {
                 let mut c = Command::new("ip");
@@ -130,7 +148,9 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        let child = command.spawn().with_context(|| format!("spawn {}", self.bin.display()))?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("spawn {}", self.bin.display()))?;
         self.members[i].child = Some(child);
         self.members[i].paused = false;
         Ok(())
@@ -141,7 +161,10 @@ impl Cluster {
         let Some(child) = &self.members[i].child else {
             bail!("member {} is not running", self.members[i].spec.name)
         };
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status()?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()?;
         if !status.success() {
             bail!("kill -{signal} {} failed", child.id());
         }

@@ -55,8 +55,11 @@ struct Args {
 
 /// `60s`, `2m`, `500ms`, or bare seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(text.find(|c: char| c.is_alphabetic()).unwrap_or(text.len()));
-    let value: f64 = number.parse().map_err(|_| format!("bad duration {text:?}"))?;
+    let (number, unit) =
+        text.split_at(text.find(|c: char| c.is_alphabetic()).unwrap_or(text.len()));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("bad duration {text:?}"))?;
     let seconds = match unit {
         "" | "s" => value,
         "ms" => value / 1000.0,
@@ -69,7 +72,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 fn options(args: Args) -> anyhow::Result<RunOptions> {
     let nemesis = match args.nemesis.as_str() {
         "" | "none" => Vec::new(),
-        list => list.split(',').map(FaultKind::parse).collect::<anyhow::Result<_>>()?,
+        list => list
+            .split(',')
+            .map(FaultKind::parse)
+            .collect::<anyhow::Result<_>>()?,
     };
     let kind = match args.workload.as_str() {
         "register" => WorkloadKind::Register,
@@ -81,10 +87,16 @@ fn options(args: Args) -> anyhow::Result<RunOptions> {
         None => std::env::current_exe()?.with_file_name("raftkv"),
     };
     if !bin.exists() {
-        anyhow::bail!("server binary {} not found (build it, or pass --bin)", bin.display());
+        anyhow::bail!(
+            "server binary {} not found (build it, or pass --bin)",
+            bin.display()
+        );
     }
     let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
     });
     let workload = WorkloadSpec {
         kind,
@@ -93,7 +105,15 @@ fn options(args: Args) -> anyhow::Result<RunOptions> {
         rate: args.rate,
         op_timeout: args.op_timeout,
     };
-    Ok(RunOptions { bin, nodes: args.nodes, time: args.time, nemesis, workload, seed, runs_dir: args.runs_dir })
+    Ok(RunOptions {
+        bin,
+        nodes: args.nodes,
+        time: args.time,
+        nemesis,
+        workload,
+        seed,
+        runs_dir: args.runs_dir,
+    })
 }
 
 fn main() -> ExitCode {
@@ -104,13 +124,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    eprintln!("jepsen: seed {} (replay with --seed {})", options.seed, options.seed);
+    eprintln!(
+        "jepsen: seed {} (replay with --seed {})",
+        options.seed, options.seed
+    );
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(run(&options)) {
         Ok(outcome) => {
             println!("{}", outcome.verdict);
             let s = &outcome.summary;
-            println!("faults injected: {}, crashed members: {:?}", s.faults_injected, s.crashed);
+            println!(
+                "faults injected: {}, crashed members: {:?}",
+                s.faults_injected, s.crashed
+            );
             println!("report: {}", outcome.dir.join("index.html").display());
             ExitCode::from(if outcome.verdict.valid { 0 } else { 1 })
         }

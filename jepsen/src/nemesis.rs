@@ -71,7 +71,10 @@ impl FaultKind {
 
     /// Whether the fault works on the network (needs root).
     pub fn is_network(self) -> bool {
-        matches!(self, FaultKind::Partition | FaultKind::Loss | FaultKind::Latency)
+        matches!(
+            self,
+            FaultKind::Partition | FaultKind::Loss | FaultKind::Latency
+        )
     }
 }
 
@@ -117,12 +120,22 @@ impl Nemesis {
         seed: u64,
     ) -> Nemesis {
         let urls = cluster.lock().expect("cluster lock").client_urls();
-        let rng = StdRng::seed_from_u64(seed.wrapping_add(0x6e65_6d65_7369_73));
-        Nemesis { kinds, cluster, net, recorder, urls, rng }
+        let rng = StdRng::seed_from_u64(seed.wrapping_add(0x006e_656d_6573_6973));
+        Nemesis {
+            kinds,
+            cluster,
+            net,
+            recorder,
+            urls,
+            rng,
+        }
     }
 
     /// Runs fault cycles until `stop`, then heals everything. Returns faults injected.
-    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<u64> {
+    pub async fn run(
+        mut self,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<u64> {
         let mut injected = 0;
         while !self.kinds.is_empty() {
             let quiet = Duration::from_millis(self.rng.gen_range(2000..4000));
@@ -152,10 +165,16 @@ impl Nemesis {
 
     /// One or two distinct kinds, at most one of them a network fault.
     fn pick(&mut self) -> Vec<FaultKind> {
-        let first = *self.kinds.choose(&mut self.rng).expect("kinds is not empty");
+        let first = *self
+            .kinds
+            .choose(&mut self.rng)
+            .expect("kinds is not empty");
         let mut picked = vec![first];
         if self.rng.gen_bool(0.3) {
-            let second = *self.kinds.choose(&mut self.rng).expect("kinds is not empty");
+            let second = *self
+                .kinds
+                .choose(&mut self.rng)
+                .expect("kinds is not empty");
             if second != first && !(second.is_network() && first.is_network()) {
                 picked.push(second);
             }
@@ -263,12 +282,22 @@ impl Nemesis {
             1 => {
                 let leader = client::leader(&self.urls, Duration::from_millis(500)).await;
                 let leader = leader.unwrap_or(all[0]);
-                (vec![leader], (0..n).filter(|&i| i != leader).collect(), None, false)
+                (
+                    vec![leader],
+                    (0..n).filter(|&i| i != leader).collect(),
+                    None,
+                    false,
+                )
             }
             2 => {
                 let rest = &all[1..];
                 let half = rest.len() / 2;
-                (rest[..half].to_vec(), rest[half..].to_vec(), Some(all[0]), false)
+                (
+                    rest[..half].to_vec(),
+                    rest[half..].to_vec(),
+                    Some(all[0]),
+                    false,
+                )
             }
             _ => (all[..n / 2].to_vec(), all[n / 2..].to_vec(), None, true),
         };
@@ -284,7 +313,12 @@ impl Nemesis {
         Ok(match (variant, bridge) {
             (1, _) => format!("isolated leader {} | {}", names(&a), names(&b)),
             (_, Some(bridge)) => {
-                format!("bridge {} | {} | {}", names(&a), names(&[bridge]), names(&b))
+                format!(
+                    "bridge {} | {} | {}",
+                    names(&a),
+                    names(&[bridge]),
+                    names(&b)
+                )
             }
             _ if one_way => format!("one-way: {} stop receiving from {}", names(&a), names(&b)),
             _ => format!("halves {} | {}", names(&a), names(&b)),

@@ -61,10 +61,13 @@ pub struct Namespaces {
 
 /// Runs a command, turning a failure into [`NetError::Command`].
 fn run(program: &str, args: &[&str]) -> Result<(), NetError> {
-    let output = Command::new(program).args(args).output().map_err(|error| NetError::Command {
-        command: format!("{program} {}", args.join(" ")),
-        stderr: error.to_string(),
-    })?;
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|error| NetError::Command {
+            command: format!("{program} {}", args.join(" ")),
+            stderr: error.to_string(),
+        })?;
     if output.status.success() {
         return Ok(());
     }
@@ -85,7 +88,9 @@ impl Net {
     /// (tests) rarely collide.
     pub fn loopback() -> Net {
         let slot = (std::process::id() % 1500) as u16;
-        Net::Loopback { port_base: 20000 + slot * 20 }
+        Net::Loopback {
+            port_base: 20000 + slot * 20,
+        }
     }
 
     /// Creates one namespace per member and the bridge joining them.
@@ -94,7 +99,11 @@ impl Net {
             return Err(NetError::NeedsRoot);
         }
         let id = std::process::id();
-        let ns = Namespaces { prefix: format!("jp{}", id % 100_000), subnet: (id % 250) as u8 + 1, members };
+        let ns = Namespaces {
+            prefix: format!("jp{}", id % 100_000),
+            subnet: (id % 250) as u8 + 1,
+            members,
+        };
         ns.create()?;
         Ok(Net::Namespaces(ns))
     }
@@ -143,15 +152,32 @@ impl Namespaces {
     fn create(&self) -> Result<(), NetError> {
         let bridge = self.bridge();
         run("ip", &["link", "add", &bridge, "type", "bridge"])?;
-        run("ip", &["addr", "add", &format!("10.77.{}.1/24", self.subnet), "dev", &bridge])?;
+        run(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("10.77.{}.1/24", self.subnet),
+                "dev",
+                &bridge,
+            ],
+        )?;
         run("ip", &["link", "set", &bridge, "up"])?;
         for i in 0..self.members {
             let (netns, veth) = (self.netns(i), format!("{}-v{}", self.prefix, i + 1));
             run("ip", &["netns", "add", &netns])?;
-            run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns])?;
+            run(
+                "ip",
+                &[
+                    "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+                ],
+            )?;
             run("ip", &["link", "set", &veth, "master", &bridge, "up"])?;
             let address = format!("{}/24", self.ip(i));
-            run("ip", &["-n", &netns, "addr", "add", &address, "dev", "eth0"])?;
+            run(
+                "ip",
+                &["-n", &netns, "addr", "add", &address, "dev", "eth0"],
+            )?;
             run("ip", &["-n", &netns, "link", "set", "eth0", "up"])?;
             run("ip", &["-n", &netns, "link", "set", "lo", "up"])?;
         }
@@ -176,8 +202,16 @@ impl Namespaces {
     /// Member `i` loses `percent`% of the packets it sends (to peers and clients).
     pub fn loss(&self, i: usize, percent: u32) -> Result<(), NetError> {
         let probability = format!("{:.2}", percent as f64 / 100.0);
-        let args =
-            ["-A", "OUTPUT", "-m", "statistic", "--mode", "random", "--probability", &probability];
+        let args = [
+            "-A",
+            "OUTPUT",
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            &probability,
+        ];
         let mut full = args.to_vec();
         full.extend_from_slice(&["-j", "DROP"]);
         self.iptables(i, &full)
@@ -187,7 +221,9 @@ impl Namespaces {
     pub fn latency(&self, i: usize, delay_ms: u32) -> Result<(), NetError> {
         let netns = self.netns(i);
         let delay = format!("{delay_ms}ms");
-        let args = ["-n", &netns, "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", &delay];
+        let args = [
+            "-n", &netns, "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", &delay,
+        ];
         run("tc", &args).map_err(|e| NetError::Unsupported(format!("latency (tc netem): {e}")))
     }
 
@@ -196,7 +232,10 @@ impl Namespaces {
         for i in 0..self.members {
             self.iptables(i, &["-F"])?;
             // No netem qdisc installed is the usual case: ignore "nothing to delete".
-            let _ = run("tc", &["-n", &self.netns(i), "qdisc", "del", "dev", "eth0", "root"]);
+            let _ = run(
+                "tc",
+                &["-n", &self.netns(i), "qdisc", "del", "dev", "eth0", "root"],
+            );
         }
         Ok(())
     }
@@ -204,7 +243,10 @@ impl Namespaces {
     /// Whether latency faults work here (a throwaway netem qdisc on member 0).
     pub fn supports_latency(&self) -> bool {
         let ok = self.latency(0, 1).is_ok();
-        let _ = run("tc", &["-n", &self.netns(0), "qdisc", "del", "dev", "eth0", "root"]);
+        let _ = run(
+            "tc",
+            &["-n", &self.netns(0), "qdisc", "del", "dev", "eth0", "root"],
+        );
         ok
     }
 }

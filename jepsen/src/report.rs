@@ -31,7 +31,10 @@ pub fn write(
 ) -> anyhow::Result<()> {
     history.write_jsonl(&dir.join("history.jsonl"))?;
     crate::history::write_lines(&dir.join("nemesis.jsonl"), events)?;
-    std::fs::write(dir.join("verdict.json"), serde_json::to_string_pretty(verdict)?)?;
+    std::fs::write(
+        dir.join("verdict.json"),
+        serde_json::to_string_pretty(verdict)?,
+    )?;
     std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(summary)?)?;
     let points = latencies(history);
     let end_s = points.iter().map(|p| p.0).fold(1.0, f64::max);
@@ -68,14 +71,22 @@ fn intervals(events: &[NemesisEvent], end_s: f64) -> Vec<Interval> {
             Phase::Start => open.entry(&event.fault).or_default().push(t),
             Phase::Stop => {
                 if let Some(start_s) = open.get_mut(event.fault.as_str()).and_then(|v| v.pop()) {
-                    intervals.push(Interval { fault: event.fault.clone(), start_s, stop_s: t });
+                    intervals.push(Interval {
+                        fault: event.fault.clone(),
+                        start_s,
+                        stop_s: t,
+                    });
                 }
             }
         }
     }
     for (fault, starts) in open {
         for start_s in starts {
-            intervals.push(Interval { fault: fault.to_string(), start_s, stop_s: end_s });
+            intervals.push(Interval {
+                fault: fault.to_string(),
+                start_s,
+                stop_s: end_s,
+            });
         }
     }
     intervals
@@ -99,14 +110,21 @@ fn outcome_color(kind: OpType) -> RGBColor {
 }
 
 /// Latency (log scale) of every completed op against completion time.
-fn latency_svg(points: &[(f64, f64, OpType)], faults: &[Interval], end_s: f64) -> anyhow::Result<String> {
+fn latency_svg(
+    points: &[(f64, f64, OpType)],
+    faults: &[Interval],
+    end_s: f64,
+) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1000, 360)).into_drawing_area();
         root.fill(&WHITE)?;
         let max_ms = points.iter().map(|p| p.1).fold(10.0, f64::max) * 1.2;
         let mut chart = ChartBuilder::on(&root)
-            .caption("latency (ms, log) by completion time (s): ok blue, fail red, info orange", ("sans-serif", 16))
+            .caption(
+                "latency (ms, log) by completion time (s): ok blue, fail red, info orange",
+                ("sans-serif", 16),
+            )
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)
@@ -114,9 +132,14 @@ fn latency_svg(points: &[(f64, f64, OpType)], faults: &[Interval], end_s: f64) -
         chart.configure_mesh().disable_mesh().draw()?;
         for fault in faults {
             let rect = [(fault.start_s, 0.1), (fault.stop_s, max_ms)];
-            chart.draw_series(std::iter::once(Rectangle::new(rect, fault_color(&fault.fault).filled())))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                rect,
+                fault_color(&fault.fault).filled(),
+            )))?;
         }
-        let dots = points.iter().map(|&(t, ms, kind)| Circle::new((t, ms.max(0.1)), 1, outcome_color(kind).filled()));
+        let dots = points
+            .iter()
+            .map(|&(t, ms, kind)| Circle::new((t, ms.max(0.1)), 1, outcome_color(kind).filled()));
         chart.draw_series(dots)?;
         root.present()?;
     }
@@ -124,7 +147,11 @@ fn latency_svg(points: &[(f64, f64, OpType)], faults: &[Interval], end_s: f64) -
 }
 
 /// Completed ops per second, one line per outcome.
-fn throughput_svg(points: &[(f64, f64, OpType)], faults: &[Interval], end_s: f64) -> anyhow::Result<String> {
+fn throughput_svg(
+    points: &[(f64, f64, OpType)],
+    faults: &[Interval],
+    end_s: f64,
+) -> anyhow::Result<String> {
     let seconds = end_s.ceil() as usize + 1;
     let mut counts: BTreeMap<u8, Vec<u32>> = BTreeMap::new();
     for &(t, _, kind) in points {
@@ -136,7 +163,10 @@ fn throughput_svg(points: &[(f64, f64, OpType)], faults: &[Interval], end_s: f64
         let root = SVGBackend::with_string(&mut svg, (1000, 300)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("throughput (completed ops/s) by time (s): ok blue, fail red, info orange", ("sans-serif", 16))
+            .caption(
+                "throughput (completed ops/s) by time (s): ok blue, fail red, info orange",
+                ("sans-serif", 16),
+            )
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)
@@ -144,11 +174,19 @@ fn throughput_svg(points: &[(f64, f64, OpType)], faults: &[Interval], end_s: f64
         chart.configure_mesh().disable_mesh().draw()?;
         for fault in faults {
             let rect = [(fault.start_s, 0.0), (fault.stop_s, max)];
-            chart.draw_series(std::iter::once(Rectangle::new(rect, fault_color(&fault.fault).filled())))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                rect,
+                fault_color(&fault.fault).filled(),
+            )))?;
         }
         for kind in [OpType::Ok, OpType::Fail, OpType::Info] {
-            let Some(series) = counts.get(&(kind as u8)) else { continue };
-            let line = series.iter().enumerate().map(|(s, &c)| (s as f64 + 0.5, c as f64));
+            let Some(series) = counts.get(&(kind as u8)) else {
+                continue;
+            };
+            let line = series
+                .iter()
+                .enumerate()
+                .map(|(s, &c)| (s as f64 + 0.5, c as f64));
             chart.draw_series(LineSeries::new(line, outcome_color(kind).stroke_width(2)))?;
         }
         root.present()?;
@@ -157,23 +195,53 @@ fn throughput_svg(points: &[(f64, f64, OpType)], faults: &[Interval], end_s: f64
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
-fn page(verdict: &Verdict, summary: &Summary, faults: &[Interval], latency: &str, throughput: &str) -> String {
+fn page(
+    verdict: &Verdict,
+    summary: &Summary,
+    faults: &[Interval],
+    latency: &str,
+    throughput: &str,
+) -> String {
     let mut html = String::from("<!doctype html><meta charset=utf-8><title>jepsen run</title>");
     html.push_str("<body style='font-family:sans-serif;max-width:1040px'>");
     let status = if verdict.valid { "VALID" } else { "INVALID" };
-    let _ = write!(html, "<h1>{status}: {} on {} nodes, seed {}</h1>", summary.workload, summary.nodes, summary.seed);
-    let _ = write!(html, "<p>binary <code>{}</code>, nemesis {:?}, {:.1} s, {} faults injected, crashed: {:?}</p>",
-        escape(&summary.bin), summary.nemesis, summary.seconds, summary.faults_injected, summary.crashed);
-    let _ = write!(html, "<p>shading: kill red, pause yellow, partition blue, loss/latency green</p>");
+    let _ = write!(
+        html,
+        "<h1>{status}: {} on {} nodes, seed {}</h1>",
+        summary.workload, summary.nodes, summary.seed
+    );
+    let _ = write!(
+        html,
+        "<p>binary <code>{}</code>, nemesis {:?}, {:.1} s, {} faults injected, crashed: {:?}</p>",
+        escape(&summary.bin),
+        summary.nemesis,
+        summary.seconds,
+        summary.faults_injected,
+        summary.crashed
+    );
+    let _ = write!(
+        html,
+        "<p>shading: kill red, pause yellow, partition blue, loss/latency green</p>"
+    );
     html.push_str(latency);
     html.push_str(throughput);
     html.push_str("<h2>faults</h2><ul>");
     for f in faults {
-        let _ = write!(html, "<li>{} {:.1} s .. {:.1} s</li>", f.fault, f.start_s, f.stop_s);
+        let _ = write!(
+            html,
+            "<li>{} {:.1} s .. {:.1} s</li>",
+            f.fault, f.start_s, f.stop_s
+        );
     }
-    let _ = write!(html, "</ul><h2>verdict</h2><pre>{}</pre></body>", escape(&verdict.to_string()));
+    let _ = write!(
+        html,
+        "</ul><h2>verdict</h2><pre>{}</pre></body>",
+        escape(&verdict.to_string())
+    );
     html
 }

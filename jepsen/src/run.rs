@@ -75,7 +75,11 @@ pub struct RunOutcome {
 pub async fn run(options: &RunOptions) -> anyhow::Result<RunOutcome> {
     let dir = run_dir(options)?;
     let wants_network = options.nemesis.iter().any(|k| k.is_network());
-    let net = if wants_network { Net::namespaces(options.nodes)? } else { Net::loopback() };
+    let net = if wants_network {
+        Net::namespaces(options.nodes)?
+    } else {
+        Net::loopback()
+    };
     if options.nemesis.contains(&FaultKind::Latency) && !net.faults()?.supports_latency() {
         return Err(NetError::Unsupported("latency needs the kernel's sch_netem".into()).into());
     }
@@ -85,13 +89,23 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<RunOutcome> {
     cluster.start_all()?;
     let urls = cluster.client_urls();
     let cluster = Arc::new(Mutex::new(cluster));
-    wait_ready(&urls, Duration::from_secs(30)).await.context("cluster never became ready")?;
+    wait_ready(&urls, Duration::from_secs(30))
+        .await
+        .context("cluster never became ready")?;
 
     let recorder = Arc::new(Recorder::new());
-    let channels = urls.iter().map(|u| client::channel(u)).collect::<anyhow::Result<Vec<Channel>>>()?;
+    let channels = urls
+        .iter()
+        .map(|u| client::channel(u))
+        .collect::<anyhow::Result<Vec<Channel>>>()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let nemesis =
-        Nemesis::new(options.nemesis.clone(), cluster.clone(), net.clone(), recorder.clone(), options.seed);
+    let nemesis = Nemesis::new(
+        options.nemesis.clone(),
+        cluster.clone(),
+        net.clone(),
+        recorder.clone(),
+        options.seed,
+    );
     let nemesis = tokio::spawn(nemesis.run(stop_rx.clone()));
     let workload = {
         let (spec, recorder, seed) = (options.workload.clone(), recorder.clone(), options.seed);
@@ -99,7 +113,9 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<RunOutcome> {
     };
     let started = Instant::now();
     tokio::time::sleep(options.time).await;
-    stop_tx.send(true).expect("receivers live until the tasks end");
+    stop_tx
+        .send(true)
+        .expect("receivers live until the tasks end");
     workload.await.context("workload task")?;
     let seconds = started.elapsed().as_secs_f64();
     let faults_injected = nemesis.await.context("nemesis task")??;
@@ -114,7 +130,11 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<RunOutcome> {
         bin: options.bin.display().to_string(),
         nodes: options.nodes,
         workload: format!("{:?}", options.workload.kind).to_lowercase(),
-        nemesis: options.nemesis.iter().map(|k| k.name().to_string()).collect(),
+        nemesis: options
+            .nemesis
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect(),
         seed: options.seed,
         seconds,
         faults_injected,
@@ -122,11 +142,17 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<RunOutcome> {
     };
     report::write(&dir, &history, &recorder.events(), &verdict, &summary)?;
     drop(cluster);
-    Ok(RunOutcome { dir, verdict, summary })
+    Ok(RunOutcome {
+        dir,
+        verdict,
+        summary,
+    })
 }
 
 fn run_dir(options: &RunOptions) -> anyhow::Result<PathBuf> {
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     let dir = options.runs_dir.join(format!("{stamp}-{}", options.seed));
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     Ok(dir.canonicalize()?)
@@ -136,7 +162,10 @@ fn run_dir(options: &RunOptions) -> anyhow::Result<PathBuf> {
 async fn wait_ready(urls: &[String], deadline: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        if client::leader(urls, Duration::from_millis(500)).await.is_some() {
+        if client::leader(urls, Duration::from_millis(500))
+            .await
+            .is_some()
+        {
             let mut all = true;
             for url in urls {
                 let mut client = Client::new(client::channel(url)?, Duration::from_secs(1));

@@ -16,11 +16,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use raftkv::proto::etcdserverpb::{
     compare, request_op, Compare, PutRequest, RequestOp, TxnRequest,
 };
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tonic::transport::Channel;
 
 use crate::client::{Client, OpError};
@@ -116,9 +116,18 @@ async fn register_client(mut ctx: ClientCtx, key: usize, stop: tokio::sync::watc
         let (f, value) = match roll {
             0 | 1 => (F::Read, Value::Null),
             2 => (F::Write, Value::Int(ctx.rng.gen_range(0..5))),
-            _ => (F::Cas, Value::Cas([ctx.rng.gen_range(0..5), ctx.rng.gen_range(0..5)])),
+            _ => (
+                F::Cas,
+                Value::Cas([ctx.rng.gen_range(0..5), ctx.rng.gen_range(0..5)]),
+            ),
         };
-        ctx.recorder.op(ctx.process, OpType::Invoke, f, Some(key.clone()), value.clone());
+        ctx.recorder.op(
+            ctx.process,
+            OpType::Invoke,
+            f,
+            Some(key.clone()),
+            value.clone(),
+        );
         let (kind, result) = register_op(&mut ctx.client, &key, f, &value).await;
         complete(&mut ctx, kind, f, Some(key.clone()), result);
     }
@@ -133,9 +142,10 @@ async fn register_op(client: &mut Client, key: &str, f: F, value: &Value) -> (Op
             Err(_) => return (OpType::Fail, Value::Null),
         },
         (F::Write, Value::Int(v)) => client.txn(put_txn(key, *v, None)).await.map(|_| true),
-        (F::Cas, Value::Cas([expected, new])) => {
-            client.txn(put_txn(key, *new, Some(*expected))).await.map(|r| r.succeeded)
-        }
+        (F::Cas, Value::Cas([expected, new])) => client
+            .txn(put_txn(key, *new, Some(*expected)))
+            .await
+            .map(|r| r.succeeded),
         _ => unreachable!("register op {f:?} with value {value:?}"),
     };
     match outcome {
@@ -150,14 +160,23 @@ fn read_value(bytes: Option<Vec<u8>>) -> Value {
         None => Value::Null,
         Some(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
-            Value::Int(text.parse().unwrap_or_else(|_| panic!("register holds {text:?}")))
+            Value::Int(
+                text.parse()
+                    .unwrap_or_else(|_| panic!("register holds {text:?}")),
+            )
         }
     }
 }
 
 fn put_op(key: &str, value: String) -> RequestOp {
-    let put = PutRequest { key: key.as_bytes().to_vec().into(), value: value.into_bytes().into(), ..Default::default() };
-    RequestOp { request: Some(request_op::Request::RequestPut(put)) }
+    let put = PutRequest {
+        key: key.as_bytes().to_vec().into(),
+        value: value.into_bytes().into(),
+        ..Default::default()
+    };
+    RequestOp {
+        request: Some(request_op::Request::RequestPut(put)),
+    }
 }
 
 /// A Txn writing `new` to `key`, guarded by `value == expected` when given.
@@ -166,10 +185,16 @@ fn put_txn(key: &str, new: i64, expected: Option<i64>) -> TxnRequest {
         result: compare::CompareResult::Equal as i32,
         target: compare::CompareTarget::Value as i32,
         key: key.as_bytes().to_vec().into(),
-        target_union: Some(compare::TargetUnion::Value(e.to_string().into_bytes().into())),
+        target_union: Some(compare::TargetUnion::Value(
+            e.to_string().into_bytes().into(),
+        )),
         ..Default::default()
     });
-    TxnRequest { compare: compare.into_iter().collect(), success: vec![put_op(key, new.to_string())], failure: vec![] }
+    TxnRequest {
+        compare: compare.into_iter().collect(),
+        success: vec![put_op(key, new.to_string())],
+        failure: vec![],
+    }
 }
 
 async fn append_client(mut ctx: ClientCtx, keys: usize, stop: tokio::sync::watch::Receiver<bool>) {
@@ -182,13 +207,20 @@ async fn append_client(mut ctx: ClientCtx, keys: usize, stop: tokio::sync::watch
             if ctx.rng.gen_bool(0.5) {
                 // Elements are unique per run: process-independent client number + counter.
                 next_element += 1;
-                let element = next_element * ctx.clients as i64 + (ctx.process % ctx.clients) as i64;
+                let element =
+                    next_element * ctx.clients as i64 + (ctx.process % ctx.clients) as i64;
                 micro.push(MicroOp(MicroF::Append, key, MicroValue::Int(element)));
             } else {
                 micro.push(MicroOp(MicroF::Read, key, MicroValue::Null));
             }
         }
-        ctx.recorder.op(ctx.process, OpType::Invoke, F::Append, None, Value::Txn(micro.clone()));
+        ctx.recorder.op(
+            ctx.process,
+            OpType::Invoke,
+            F::Append,
+            None,
+            Value::Txn(micro.clone()),
+        );
         let (kind, result) = match append_txn(&mut ctx.client, &micro).await {
             Ok(done) => (OpType::Ok, done),
             Err(OpError::Fail(_)) => (OpType::Fail, micro),
@@ -226,14 +258,21 @@ async fn append_txn(client: &mut Client, micro: &[MicroOp]) -> Result<Vec<MicroO
             });
         }
         let done = apply_micro(micro, &mut lists);
-        let appended: Vec<&str> =
-            micro.iter().filter(|m| m.0 == MicroF::Append).map(|m| m.1.as_str()).collect();
+        let appended: Vec<&str> = micro
+            .iter()
+            .filter(|m| m.0 == MicroF::Append)
+            .map(|m| m.1.as_str())
+            .collect();
         let puts = lists
             .iter()
             .filter(|(key, _)| appended.contains(&key.as_str()))
             .map(|(key, list)| put_op(key, format_list(list)))
             .collect();
-        let request = TxnRequest { compare: guards, success: puts, failure: vec![] };
+        let request = TxnRequest {
+            compare: guards,
+            success: puts,
+            failure: vec![],
+        };
         if client.txn(request).await?.succeeded {
             return Ok(done);
         }
@@ -242,14 +281,21 @@ async fn append_txn(client: &mut Client, micro: &[MicroOp]) -> Result<Vec<MicroO
 }
 
 /// Applies the micro-ops in order to `lists`, filling in what each read sees.
-fn apply_micro(micro: &[MicroOp], lists: &mut std::collections::BTreeMap<String, Vec<i64>>) -> Vec<MicroOp> {
+fn apply_micro(
+    micro: &[MicroOp],
+    lists: &mut std::collections::BTreeMap<String, Vec<i64>>,
+) -> Vec<MicroOp> {
     let mut done = Vec::new();
     for MicroOp(f, key, value) in micro {
         let list = lists.get_mut(key).expect("every touched key was read");
         match (f, value) {
             (MicroF::Append, MicroValue::Int(element)) => list.push(*element),
             (MicroF::Read, _) => {
-                done.push(MicroOp(MicroF::Read, key.clone(), MicroValue::List(list.clone())));
+                done.push(MicroOp(
+                    MicroF::Read,
+                    key.clone(),
+                    MicroValue::List(list.clone()),
+                ));
                 continue;
             }
             _ => unreachable!("micro-op {f:?} {value:?}"),
@@ -261,9 +307,15 @@ fn apply_micro(micro: &[MicroOp], lists: &mut std::collections::BTreeMap<String,
 
 fn parse_list(bytes: &[u8]) -> Vec<i64> {
     let text = String::from_utf8_lossy(bytes);
-    text.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().expect("list element")).collect()
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("list element"))
+        .collect()
 }
 
 fn format_list(list: &[i64]) -> String {
-    list.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",")
+    list.iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }

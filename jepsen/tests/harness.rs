@@ -22,11 +22,16 @@ fn binary_under_test() -> PathBuf {
     }
     // target/<profile>/deps/harness-<hash> -> target/<profile>/raftkv
     let exe = std::env::current_exe().expect("current exe");
-    let raftkv = exe.parent().and_then(|deps| deps.parent()).map(|dir| dir.join("raftkv"));
+    let raftkv = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("raftkv"));
     match raftkv {
         Some(raftkv) if raftkv.exists() => raftkv,
         _ => {
-            eprintln!("!!! harness: no raftkv binary in the target dir: testing /usr/bin/etcd instead");
+            eprintln!(
+                "!!! harness: no raftkv binary in the target dir: testing /usr/bin/etcd instead"
+            );
             PathBuf::from("/usr/bin/etcd")
         }
     }
@@ -38,17 +43,28 @@ fn nemesis() -> Vec<FaultKind> {
         kinds.push(FaultKind::Partition);
     } else {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        eprintln!("!!! harness: NOT ROOT: partitions SKIPPED (they need network namespaces + iptables)");
-        assert!(!ci, "CI=true runs as root: partitions must run; is this CI job root?");
+        eprintln!(
+            "!!! harness: NOT ROOT: partitions SKIPPED (they need network namespaces + iptables)"
+        );
+        assert!(
+            !ci,
+            "CI=true runs as root: partitions must run; is this CI job root?"
+        );
     }
     kinds
 }
 
 #[test]
 fn register_campaign_under_kill_pause_partition_is_linearizable() {
-    let seed = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-    });
+    let seed = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        });
     let options = RunOptions {
         bin: binary_under_test(),
         nodes: 3,
@@ -64,15 +80,37 @@ fn register_campaign_under_kill_pause_partition_is_linearizable() {
         seed,
         runs_dir: std::env::temp_dir().join("jepsen-harness"),
     };
-    eprintln!("harness: binary {}, seed {seed} (replay with SEED={seed})", options.bin.display());
+    eprintln!(
+        "harness: binary {}, seed {seed} (replay with SEED={seed})",
+        options.bin.display()
+    );
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let outcome = runtime.block_on(run(&options)).unwrap_or_else(|e| panic!("seed {seed}: harness error: {e:#}"));
+    let outcome = runtime
+        .block_on(run(&options))
+        .unwrap_or_else(|e| panic!("seed {seed}: harness error: {e:#}"));
     let (verdict, summary) = (&outcome.verdict, &outcome.summary);
-    eprintln!("harness: {verdict}\nharness: report {}", outcome.dir.join("index.html").display());
+    eprintln!(
+        "harness: {verdict}\nharness: report {}",
+        outcome.dir.join("index.html").display()
+    );
 
     // The run must have done something, or a valid verdict proves nothing.
-    assert!(summary.faults_injected > 0, "seed {seed}: no fault was injected");
-    assert!(verdict.stats.ok > 100, "seed {seed}: only {} ops succeeded", verdict.stats.ok);
-    assert!(summary.crashed.is_empty(), "seed {seed}: members crashed: {:?}", summary.crashed);
-    assert!(verdict.valid, "seed {seed}: history is not linearizable:\n{verdict}");
+    assert!(
+        summary.faults_injected > 0,
+        "seed {seed}: no fault was injected"
+    );
+    assert!(
+        verdict.stats.ok > 100,
+        "seed {seed}: only {} ops succeeded",
+        verdict.stats.ok
+    );
+    assert!(
+        summary.crashed.is_empty(),
+        "seed {seed}: members crashed: {:?}",
+        summary.crashed
+    );
+    assert!(
+        verdict.valid,
+        "seed {seed}: history is not linearizable:\n{verdict}"
+    );
 }
