@@ -1,5 +1,6 @@
 //! One campaign from start to verdict: set up the network, start the cluster, wait until it
-//! serves, run the workload and the nemesis for the given time, heal, check, write the report.
+//! serves, run the workload and the nemesis for the given time, heal, read every key once
+//! more (final reads), check, write the report.
 //!
 //! Called by the CLI (`main.rs`) and `tests/harness.rs`. It composes the other modules and
 //! holds no logic of its own beyond the order of the phases.
@@ -109,6 +110,7 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<RunOutcome> {
     let nemesis = tokio::spawn(nemesis.run(stop_rx.clone()));
     let workload = {
         let (spec, recorder, seed) = (options.workload.clone(), recorder.clone(), options.seed);
+        let channels = channels.clone();
         tokio::spawn(async move { workload::run(&spec, &channels, recorder, seed, stop_rx).await })
     };
     let started = Instant::now();
@@ -119,6 +121,9 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<RunOutcome> {
     workload.await.context("workload task")?;
     let seconds = started.elapsed().as_secs_f64();
     let faults_injected = nemesis.await.context("nemesis task")??;
+    // Everything is healed: give the cluster time to recover, then read every key once.
+    wait_ready(&urls, Duration::from_secs(30)).await.context("cluster did not recover after healing")?;
+    workload::final_reads(&options.workload, &channels, &recorder).await;
     let crashed = cluster.lock().expect("cluster lock").crashed();
 
     let history = recorder.history();

@@ -94,6 +94,26 @@ pub async fn run(
     }
 }
 
+/// Process ids of the final reads: far above any client's, one per key.
+pub const FINAL_READ_PROCESS_BASE: u64 = 1 << 40;
+
+/// After the nemesis has healed everything: one read of every register, each by a fresh
+/// process (Jepsen's final reads), so a write lost in the last fault still shows up. A
+/// no-op for `append`.
+pub async fn final_reads(spec: &WorkloadSpec, channels: &[Channel], recorder: &Recorder) {
+    if spec.kind != WorkloadKind::Register {
+        return;
+    }
+    for k in 0..spec.keys {
+        let key = format!("jepsen/r{k}");
+        let process = FINAL_READ_PROCESS_BASE + k as u64;
+        let mut client = Client::new(channels[k % channels.len()].clone(), spec.op_timeout * 5);
+        recorder.op(process, OpType::Invoke, F::Read, Some(key.clone()), Value::Null);
+        let (kind, value) = register_op(&mut client, &key, F::Read, &Value::Null).await;
+        recorder.op(process, kind, F::Read, Some(key), value);
+    }
+}
+
 /// Records the completion and moves to a fresh process after an `info`.
 fn complete(ctx: &mut ClientCtx, kind: OpType, f: F, key: Option<String>, value: Value) {
     ctx.recorder.op(ctx.process, kind, f, key, value);
