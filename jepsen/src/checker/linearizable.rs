@@ -255,15 +255,6 @@ fn is_lazy(op: &RegOp) -> bool {
     op.return_ns.is_none() && matches!(op.f, RegF::Write(_))
 }
 
-/// The value an operation needs the register to hold (a read's result, a cas's expected).
-fn needs(f: RegF) -> Option<i64> {
-    match f {
-        RegF::Read(v) => v,
-        RegF::Cas(expected, _) => Some(expected),
-        RegF::Write(_) => None,
-    }
-}
-
 impl<'a> Search<'a> {
     fn new(ops: &'a [RegOp], start: &Start<'a>) -> Search<'a> {
         let mut lazy_writes: HashMap<i64, Vec<usize>> = HashMap::new();
@@ -301,10 +292,10 @@ impl<'a> Search<'a> {
                 (false, false) => Tried::Refused,
             };
         }
-        let Some(helper) = needs(f).and_then(|v| self.helper_for(v)) else {
+        let Some(helper) = f.needs().and_then(|v| self.helper_for(v)) else {
             return Tried::Refused;
         };
-        let helped = State::Value(Some(needs(f).expect("a helper implies a need")));
+        let helped = State::Value(Some(f.needs().expect("a helper implies a need")));
         match step(helped, f, self.candidates) {
             Some(after) if self.push(op, Some(helper), after, false) => Tried::Pushed,
             _ => Tried::Refused,

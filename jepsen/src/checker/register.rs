@@ -36,6 +36,18 @@ pub(crate) enum RegF {
     Cas(i64, i64),
 }
 
+impl RegF {
+    /// The value the operation needs the register to hold: a read's result (if not null),
+    /// a cas's expected value.
+    pub fn needs(self) -> Option<i64> {
+        match self {
+            RegF::Read(v) => v,
+            RegF::Cas(expected, _) => Some(expected),
+            RegF::Write(_) => None,
+        }
+    }
+}
+
 /// One effective register operation with its real-time interval.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RegOp {
@@ -177,14 +189,7 @@ pub(crate) fn candidates(ops: &[RegOp]) -> HashSet<Option<i64>> {
 
 /// Drops unknown-outcome writes whose value nobody observes (see the module docs).
 pub(crate) fn prune_unobserved(ops: &[RegOp]) -> Vec<RegOp> {
-    let observed: HashSet<i64> = ops
-        .iter()
-        .filter_map(|op| match op.f {
-            RegF::Read(v) => v,
-            RegF::Cas(expected, _) => Some(expected),
-            RegF::Write(_) => None,
-        })
-        .collect();
+    let observed: HashSet<i64> = ops.iter().filter_map(|op| op.f.needs()).collect();
     let keep =
         |op: &&RegOp| op.return_ns.is_some() || op.written().is_none_or(|v| observed.contains(&v));
     ops.iter().filter(keep).cloned().collect()

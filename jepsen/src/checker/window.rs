@@ -7,17 +7,21 @@
 //!    Linearizability is prefix-closed (a linearization of prefix k+1 gives one of prefix k),
 //!    so failing is monotone in `k` and a binary search finds the smallest failing `k`. Its
 //!    last operation is the one "that cannot be ordered".
-//! 2. **Left cut.** Within that prefix, a *cut* is an `ok` operation invoked after every
-//!    earlier-invoked `ok` operation had completed: all operations before the cut precede
-//!    everything after it in any linearization, so the register then held *some* value the
-//!    history wrote (or nothing). The window from the latest cut that still fails from every
-//!    such value (`State::Any`) is a standalone witness: e.g. `write 2; read → 1` for a
-//!    stale read. Unknown-outcome operations of the prefix stay in every window (they may
-//!    land anywhere after their invoke), minus those nobody observes.
+//! 2. **Left cut.** Within that prefix, pick a cut time `c` and keep: every operation
+//!    invoked at or after `c`; every unknown-outcome one; and every write or cas that
+//!    straddles `c` (invoked before, completed after), demoted to unknown outcome. Dropped:
+//!    everything completed before `c`, and reads straddling it. Take any linearization of the
+//!    prefix; after the last dropped op the register holds *some* value the history wrote
+//!    (or nothing), every kept op invoked at or after `c` comes later (real time), and the
+//!    kept ones placed earlier are unknown-outcome ones, which may be left out; dropping
+//!    reads changes no state. So if the window has no linearization from any such value
+//!    (`State::Any`), neither has the prefix: the window is a standalone witness, e.g.
+//!    `write 2; read → 1` for a stale read. Cuts are tried at invoke times of completed ops,
+//!    latest first, up to `CUTS_TRIED_MAX`.
 //!
-//! Under heavy concurrency cuts are rare; then the window is the failing prefix's tail: the
-//! last operation, everything overlapping it and the few operations completed just before
-//! it (`standalone = false`).
+//! If no cut works (the evidence lies further back), the window is the failing prefix's
+//! tail: the last operation, everything overlapping it and the few operations completed just
+//! before it (`standalone = false`).
 //!
 //! Called by `register` only for keys already known to fail; does no IO.
 
@@ -104,29 +108,39 @@ fn is_read(op: &RegOp) -> bool {
     matches!(op.f, RegF::Read(_))
 }
 
+/// The window of `prefix` from cut time `cut_ns` (see the module docs).
+fn window_from(prefix: &[RegOp], cut_ns: u64) -> Vec<RegOp> {
+    let mut window = Vec::new();
+    for op in prefix {
+        if op.call_ns >= cut_ns || op.return_ns.is_none() {
+            window.push(op.clone());
+        } else if op.return_ns.is_some_and(|end| end >= cut_ns) && op.written().is_some() {
+            // A write straddling the cut: it may have taken effect on either side.
+            window.push(RegOp {
+                return_ns: None,
+                ..op.clone()
+            });
+        }
+    }
+    prune_unobserved(&window)
+}
+
 /// The latest cut of `prefix` whose window fails from any starting value, if one is found.
 fn standalone_window(
     prefix: &[RegOp],
     candidates: &HashSet<Option<i64>>,
     limits: &Limits,
 ) -> Option<Vec<RegOp>> {
-    let mut known: Vec<&RegOp> = prefix.iter().filter(|op| op.return_ns.is_some()).collect();
-    known.sort_by_key(|op| (op.call_ns, op.index));
-    // cut_ok[i]: every known op before position i completed before known[i] was invoked.
-    let mut cuts = Vec::new();
-    let mut max_return_ns = 0;
-    for (i, op) in known.iter().enumerate() {
-        if i > 0 && max_return_ns < op.call_ns {
-            cuts.push(i);
-        }
-        max_return_ns = max_return_ns.max(op.return_ns.unwrap_or(u64::MAX));
-    }
-    let unknown = prefix.iter().filter(|op| op.return_ns.is_none());
-    let unknown: Vec<RegOp> = unknown.cloned().collect();
-    for &cut in cuts.iter().rev().take(CUTS_TRIED_MAX) {
-        let mut window: Vec<RegOp> = known[cut..].iter().map(|&op| op.clone()).collect();
-        window.extend(unknown.iter().cloned());
-        let window = prune_unobserved(&window);
+    let mut cuts: Vec<u64> = prefix
+        .iter()
+        .filter(|op| op.return_ns.is_some())
+        .map(|op| op.call_ns)
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    // The earliest cut is the whole prefix again; it adds nothing over the prefix itself.
+    for &cut_ns in cuts.iter().skip(1).rev().take(CUTS_TRIED_MAX) {
+        let window = window_from(prefix, cut_ns);
         let start = Start {
             state: State::Any,
             candidates,
@@ -139,11 +153,13 @@ fn standalone_window(
     None
 }
 
-/// The fallback window: `last`, the ops overlapping it, and a few completed just before.
+/// The fallback window: `last`, the completed ops overlapping it, a few completed just
+/// before it, and the unknown-outcome ops that matter: those invoked since the earliest shown
+/// op (still in flight when `last` completed) and older ones whose value a shown op needs.
 fn context(prefix: &[RegOp], last: &RegOp) -> Vec<RegOp> {
     let last_return_ns = last.return_ns.expect("the last op completed");
     let overlaps = |op: &RegOp| {
-        op.call_ns <= last_return_ns && op.return_ns.is_none_or(|end| end >= last.call_ns)
+        op.call_ns <= last_return_ns && op.return_ns.is_some_and(|end| end >= last.call_ns)
     };
     let mut shown: Vec<RegOp> = prefix.iter().filter(|op| overlaps(op)).cloned().collect();
     // Nearest first, so the cap keeps what matters most.
@@ -155,5 +171,17 @@ fn context(prefix: &[RegOp], last: &RegOp) -> Vec<RegOp> {
         .collect();
     before.sort_by_key(|op| std::cmp::Reverse(op.return_ns));
     shown.extend(before.into_iter().take(CONTEXT_BEFORE).cloned());
+    let since_ns = shown
+        .iter()
+        .map(|op| op.call_ns)
+        .min()
+        .unwrap_or(last.call_ns);
+    let needed: HashSet<i64> = shown.iter().filter_map(|op| op.f.needs()).collect();
+    let matters = |op: &&RegOp| {
+        op.return_ns.is_none()
+            && (op.call_ns >= since_ns || op.written().is_some_and(|v| needed.contains(&v)))
+    };
+    let unknown: Vec<RegOp> = prefix.iter().filter(matters).cloned().collect();
+    shown.extend(unknown.into_iter().rev().take(FALLBACK_OPS_MAX));
     shown
 }
