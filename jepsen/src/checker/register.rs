@@ -101,7 +101,8 @@ impl RegOp {
 pub struct Limits {
     /// Memoised states per key for the main search (each costs ~50 bytes).
     pub states_max: u64,
-    /// Memoised states per search while shrinking a failing key to its window.
+    /// Memoised states per candidate window while shrinking a failing key (the prefix
+    /// search uses `states_max`).
     pub window_states_max: u64,
 }
 

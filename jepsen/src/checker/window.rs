@@ -51,7 +51,10 @@ pub(crate) fn find(ops: &[RegOp], candidates: &HashSet<Option<i64>>, limits: &Li
             state: State::Value(None),
             candidates,
         };
-        linearizable::check(&prefix, &start, limits.window_states_max).outcome
+        // A prefix is no harder than the whole key, which was decided within `states_max`;
+        // should one still come back undecided, it counts as failing (the prefix found may
+        // then be too short, but a standalone window is checked on its own anyway).
+        linearizable::check(&prefix, &start, limits.states_max).outcome
             != SearchOutcome::Linearizable
     };
     // The whole history fails; find the smallest failing k in 1..=len.

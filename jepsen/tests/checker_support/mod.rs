@@ -339,3 +339,148 @@ pub fn parse_txns(text: &str) -> (History, Vec<u64>) {
     }
     finish(records)
 }
+
+/// Shape of a generated append history.
+#[derive(Clone, Copy, Debug)]
+pub struct TxnShape {
+    /// Keys ("k0", ...).
+    pub keys: usize,
+    /// Concurrent clients.
+    pub processes: usize,
+    /// Transactions per client.
+    pub txns_per_process: usize,
+    /// Chance that a transaction's outcome is unknown.
+    pub info_chance: f64,
+}
+
+/// A strictly serializable append history: each transaction takes effect atomically at a
+/// random instant inside its interval (an `info` one takes effect or not, at random).
+/// Elements are unique per key.
+pub fn generate_txns(seed: u64, shape: TxnShape) -> History {
+    use jepsen::history::{MicroF, MicroOp, MicroValue};
+    let mut rng = StdRng::seed_from_u64(seed);
+    // (point, call, return, process, micro-ops, info, applied)
+    let mut txns = Vec::new();
+    let mut next_process = 0u64;
+    let mut next_element = 1i64;
+    for _ in 0..shape.processes {
+        let mut process = next_process;
+        next_process += 1;
+        let mut now_ns: u64 = rng.gen_range(0..100);
+        for _ in 0..shape.txns_per_process {
+            let duration_ns = rng.gen_range(1..300);
+            let mut mops = Vec::new();
+            for _ in 0..rng.gen_range(1..=3) {
+                let key = format!("k{}", rng.gen_range(0..shape.keys));
+                if rng.gen_bool(0.5) {
+                    mops.push(MicroOp(MicroF::Append, key, MicroValue::Int(next_element)));
+                    next_element += 1;
+                } else {
+                    mops.push(MicroOp(MicroF::Read, key, MicroValue::Null));
+                }
+            }
+            let info = rng.gen_bool(shape.info_chance);
+            let point_ns = now_ns + rng.gen_range(0..=duration_ns);
+            let applied = rng.gen_bool(0.5);
+            txns.push((
+                point_ns,
+                now_ns,
+                now_ns + duration_ns,
+                process,
+                mops,
+                info,
+                applied,
+            ));
+            now_ns += duration_ns + rng.gen_range(1..50);
+            if info {
+                process = next_process;
+                next_process += 1;
+            }
+        }
+    }
+    txns.sort_by_key(|t| t.0);
+    let mut lists: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    let mut records = Vec::new();
+    for (line, (_, call_ns, return_ns, process, mops, info, applied)) in
+        txns.into_iter().enumerate()
+    {
+        let mut results = Vec::new();
+        for MicroOp(f, key, value) in &mops {
+            let list = lists.entry(key.clone()).or_default();
+            match (f, value) {
+                (MicroF::Append, MicroValue::Int(e)) => {
+                    if !info || applied {
+                        list.push(*e);
+                    }
+                    results.push(MicroOp(*f, key.clone(), value.clone()));
+                }
+                _ => results.push(MicroOp(*f, key.clone(), MicroValue::List(list.clone()))),
+            }
+        }
+        let invoke = Op {
+            index: 0,
+            process,
+            kind: OpType::Invoke,
+            f: F::Append,
+            key: None,
+            value: Value::Txn(mops),
+            time_ns: call_ns,
+        };
+        let done = if info {
+            Op {
+                kind: OpType::Info,
+                time_ns: return_ns,
+                ..invoke.clone()
+            }
+        } else {
+            Op {
+                kind: OpType::Ok,
+                value: Value::Txn(results),
+                time_ns: return_ns,
+                ..invoke.clone()
+            }
+        };
+        records.push((call_ns, 1, line, invoke));
+        records.push((return_ns, 0, line, done));
+    }
+    finish(records).0
+}
+
+/// Corrupts one random non-empty read in an `ok` transaction: drops its last element, or
+/// swaps its first two. Returns false if there was no such read.
+pub fn corrupt_a_list_read(history: &mut History, seed: u64) -> bool {
+    use jepsen::history::{MicroF, MicroOp, MicroValue};
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x11575);
+    let mut spots = Vec::new();
+    for (i, op) in history.ops.iter().enumerate() {
+        let Value::Txn(mops) = &op.value else {
+            continue;
+        };
+        if op.kind != OpType::Ok {
+            continue;
+        }
+        for (j, MicroOp(f, _, value)) in mops.iter().enumerate() {
+            if let (MicroF::Read, MicroValue::List(list)) = (f, value) {
+                if !list.is_empty() {
+                    spots.push((i, j));
+                }
+            }
+        }
+    }
+    if spots.is_empty() {
+        return false;
+    }
+    let (i, j) = spots[rng.gen_range(0..spots.len())];
+    let Value::Txn(mops) = &mut history.ops[i].value else {
+        unreachable!()
+    };
+    let MicroValue::List(list) = &mut mops[j].2 else {
+        unreachable!()
+    };
+    if list.len() >= 2 && rng.gen_bool(0.5) {
+        list.swap(0, 1);
+    } else {
+        list.pop();
+    }
+    true
+}
