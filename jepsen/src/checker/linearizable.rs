@@ -387,12 +387,15 @@ impl<'a> Search<'a> {
             if cursor != NIL && self.list.entries[cursor].is_call {
                 let op = self.list.entries[cursor].op;
                 match self.try_linearize(op) {
-                    Tried::Pushed => cursor = self.list.next[self.list.head],
-                    Tried::Refused => cursor = self.list.next[cursor],
-                    Tried::Dead => cursor = NIL,
-                }
-                if cursor != NIL || self.list.next[self.list.head] == NIL {
-                    continue;
+                    Tried::Pushed => {
+                        cursor = self.list.next[self.list.head];
+                        continue;
+                    }
+                    Tried::Refused => {
+                        cursor = self.list.next[cursor];
+                        continue;
+                    }
+                    Tried::Dead => {}
                 }
             }
             // A return entry, the end of the list or a dead configuration: backtrack past

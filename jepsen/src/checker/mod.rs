@@ -40,7 +40,7 @@ pub struct Stats {
     pub fail: u64,
     /// Completed `info`, or never completed (outcome unknown).
     pub info: u64,
-    /// Most operations in flight at once (by record time).
+    /// Most operations in flight at once on one key (by record order).
     pub max_concurrency: u64,
     /// Distinct (linearized set, state) pairs the search visited.
     pub states_explored: u64,
