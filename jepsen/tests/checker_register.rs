@@ -242,3 +242,22 @@ fn verdict_serializes_to_json() {
     assert_eq!(json["keys"]["x"]["outcome"], "not_linearizable");
     assert_eq!(json["stats"]["ops"], 2);
 }
+
+#[test]
+fn a_later_unknown_write_does_not_hide_a_lost_write() {
+    // The timed-out write of 1 began after the read completed, so it cannot be where the
+    // read's 1 came from: the acknowledged write of 2 is still lost.
+    let (verdict, index) = check(
+        "p1 write x 1 0   10  ok
+         p1 write x 2 20  30  ok
+         p2 read  x 1 40  50  ok
+         p3 write x 1 100 -   info",
+    );
+    let (_, last, _) = window_of(&verdict, "x");
+    assert_eq!(last, index[2]);
+    let lost = verdict
+        .anomalies
+        .iter()
+        .find(|a| a.kind == AnomalyKind::LostWrite);
+    assert!(lost.is_some(), "{verdict}");
+}

@@ -2,17 +2,18 @@
 //! reads. Every one of them is also a linearizability violation; naming them just tells an
 //! operator *what* went wrong in words, with the three operations that prove it.
 //!
-//! The one rule (sound: it never flags a linearizable history). For a key:
-//! - `settled(a)`: the latest completion of any operation that writes value `a` (a write of
-//!   `a`, or a cas to `a`, `ok` or unknown; an unknown one never completes, so then +infinity).
-//!   For `a = null` (missing) it is the start of the run: nothing writes null, the workload
-//!   never deletes.
+//! The one rule (sound: it never flags a linearizable history). For a key and a read R:
+//! - `settled(a, R)`: the latest completion among operations that write value `a` (a write
+//!   of `a` or a cas to `a`, `ok` or unknown; an unknown one never completes, so then
+//!   +infinity) and were invoked before R completed; only those can be where R's `a` came
+//!   from. For `a = null` (missing) it is the start of the run: nothing writes null, the
+//!   workload never deletes.
 //! - A *witness* X is an `ok` operation that saw or left a value `b`: a read of `b`, a write
 //!   of `b`, a cas to `b`. At X's linearization point, inside `[X.invoke, X.complete]`, the
 //!   register held `b`.
-//! - Anomaly: an `ok` read R returned `a != b`, R was invoked after X completed, and X was
-//!   invoked after `settled(a)`. Then R's point follows X's, so some write of `a` must sit
-//!   between them; but every write of `a` completed before X began. Impossible.
+//! - Anomaly: R returned `a != b`, R was invoked after X completed, and X was invoked after
+//!   `settled(a, R)`. Then R's point follows X's, so the write of `a` that R saw sits between
+//!   them; but every write of `a` that could precede R completed before X began. Impossible.
 //!
 //! If X is a write or cas, the acknowledged write was lost (R, often the final read after
 //! healing, sees an older value): `LostWrite`. If X is a read, an old value came back after a
@@ -38,6 +39,45 @@ struct Witness {
     op: usize,
 }
 
+/// Every writer of each value, by invoke time, with the latest completion so far.
+struct Writers {
+    /// value → (invoke time, 1 + latest completion among writers so far, that writer).
+    by_value: HashMap<i64, Vec<(u64, u64, usize)>>,
+}
+
+impl Writers {
+    fn new(ops: &[RegOp]) -> Writers {
+        let mut by_value: HashMap<i64, Vec<(u64, u64, usize)>> = HashMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            if let Some(v) = op.written() {
+                let end = op.return_ns.map_or(u64::MAX, |end| end.saturating_add(1));
+                by_value.entry(v).or_default().push((op.call_ns, end, i));
+            }
+        }
+        for writers in by_value.values_mut() {
+            writers.sort_unstable();
+            // Turn each entry's end into the running maximum, remembering whose it is.
+            for n in 1..writers.len() {
+                if writers[n - 1].1 > writers[n].1 {
+                    (writers[n].1, writers[n].2) = (writers[n - 1].1, writers[n - 1].2);
+                }
+            }
+        }
+        Writers { by_value }
+    }
+
+    /// `settled(a, R) + 1` for a read completed at `read_end_ns` and the writer it comes
+    /// from; `(0, None)` for null; `None` if nothing wrote `a` before the read completed.
+    fn settled(&self, a: Option<i64>, read_end_ns: u64) -> Option<(u64, Option<usize>)> {
+        let Some(v) = a else { return Some((0, None)) };
+        let writers = self.by_value.get(&v)?;
+        // Invoked at the read's completion instant counts as concurrent: included.
+        let before = writers.partition_point(|&(call_ns, _, _)| call_ns <= read_end_ns);
+        let &(_, end, writer) = writers.get(before.checked_sub(1)?)?;
+        Some((end, Some(writer)))
+    }
+}
+
 /// The value an `ok` op saw or left; `None` for unknown-outcome ops (no witnesses).
 fn left_value(op: &RegOp) -> Option<Option<i64>> {
     op.return_ns?;
@@ -49,19 +89,7 @@ fn left_value(op: &RegOp) -> Option<Option<i64>> {
 
 /// Finds lost writes and stale reads on one key (see the module docs for the rule).
 pub(crate) fn find(key: &str, ops: &[RegOp]) -> Vec<Anomaly> {
-    // settled(a) + 1, so that 0 can mean "the start of the run" for null.
-    let mut settled: HashMap<Option<i64>, u64> = HashMap::from([(None, 0)]);
-    let mut writer_of: HashMap<Option<i64>, usize> = HashMap::new();
-    for (i, op) in ops.iter().enumerate() {
-        if let Some(v) = op.written() {
-            let end = op.return_ns.map_or(u64::MAX, |end| end.saturating_add(1));
-            let slot = settled.entry(Some(v)).or_insert(0);
-            if end >= *slot {
-                *slot = end;
-                writer_of.insert(Some(v), i);
-            }
-        }
-    }
+    let writers = Writers::new(ops);
     let mut by_return: Vec<usize> = (0..ops.len())
         .filter(|&i| left_value(&ops[i]).is_some())
         .collect();
@@ -100,9 +128,13 @@ pub(crate) fn find(key: &str, ops: &[RegOp]) -> Vec<Anomaly> {
             _ => runner_up,
         };
         let Some(witness) = witness else { continue };
-        let settled_ns = settled.get(&seen).copied().unwrap_or(0);
-        // `settled` holds the end + 1, so `>=` here means "invoked strictly after".
-        if witness.call_ns < settled_ns || (seen.is_some() && !settled.contains_key(&seen)) {
+        let read_end_ns = read_op.return_ns.expect("only ok reads are checked");
+        // A value nobody wrote before the read is the search's business, not a lost write.
+        let Some((settled_ns, writer)) = writers.settled(seen, read_end_ns) else {
+            continue;
+        };
+        // `settled_ns` holds the end + 1, so `>=` means "invoked strictly after".
+        if witness.call_ns < settled_ns {
             continue;
         }
         let kind = match ops[witness.op].f {
@@ -114,14 +146,7 @@ pub(crate) fn find(key: &str, ops: &[RegOp]) -> Vec<Anomaly> {
             continue;
         }
         *count += 1;
-        anomalies.push(describe(
-            key,
-            kind,
-            ops,
-            witness.op,
-            read,
-            writer_of.get(&seen).copied(),
-        ));
+        anomalies.push(describe(key, kind, ops, witness.op, read, writer));
     }
     anomalies
 }
@@ -169,7 +194,8 @@ fn describe(
         ),
     };
     let explanation = format!(
-        "{what}: read #{} returned {} although every write of it completed before #{} began",
+        "{what}: read #{} returned {}, but every write of it that could precede that read \
+         completed before #{} began",
         r.index,
         shown(seen),
         w.index
