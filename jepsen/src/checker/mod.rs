@@ -24,7 +24,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::history::{OpType, ProcessId, Value, F};
+use crate::history::{MicroF, MicroOp, MicroValue, OpType, ProcessId, Value, F};
 
 pub use append::check_append;
 pub use register::{check_register, check_register_with, Limits};
@@ -89,15 +89,49 @@ pub struct OpSummary {
     pub complete_ns: Option<u64>,
 }
 
+/// Elements of a list shown in full; longer lists show their length and last few elements
+/// (the end of a list is where orders disagree).
+const LIST_SHOWN_MAX: usize = 8;
+
+/// A value as one line: long lists in append transactions are abbreviated.
+fn short_value(value: &Value) -> String {
+    let Value::Txn(micro_ops) = value else {
+        return serde_json::to_string(value).unwrap_or_default();
+    };
+    let shown: Vec<String> = micro_ops
+        .iter()
+        .map(|MicroOp(f, key, value)| match (f, value) {
+            (MicroF::Append, MicroValue::Int(e)) => format!("append {key} {e}"),
+            (MicroF::Read, MicroValue::List(list)) if list.len() > LIST_SHOWN_MAX => {
+                let tail: Vec<String> = list[list.len() - LIST_SHOWN_MAX / 2..]
+                    .iter()
+                    .map(i64::to_string)
+                    .collect();
+                format!(
+                    "r {key} [.., {}] ({} elements)",
+                    tail.join(", "),
+                    list.len()
+                )
+            }
+            (MicroF::Read, MicroValue::List(list)) => format!("r {key} {list:?}"),
+            (f, value) => format!("{f:?} {key} {value:?}"),
+        })
+        .collect();
+    shown.join("; ")
+}
+
 impl fmt::Display for OpSummary {
     fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let value = serde_json::to_string(&self.value).unwrap_or_default();
+        let value = short_value(&self.value);
         let end = match self.complete_ns {
             Some(ns) => format!("{:.3}ms", ns as f64 / 1e6),
             None => "+inf".to_string(),
         };
         let outcome = format!("{:?}", self.outcome).to_lowercase();
-        let f = format!("{:?}", self.f).to_lowercase();
+        let f = match self.f {
+            F::Append => "txn".to_string(),
+            f => format!("{f:?}").to_lowercase(),
+        };
         write!(
             out,
             "#{:<6} p{:<4} {:<5} {:<12} {:<4} [{:.3}ms .. {}]",
