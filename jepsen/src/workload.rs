@@ -1,9 +1,10 @@
 //! Workloads: concurrent clients issuing operations and recording them in the history.
 //!
 //! - `register`: `keys` registers (`jepsen/r0`...), `clients_per_key` clients on each. Ops:
-//!   read (50%), write (25%), compare-and-swap (25%) of small integers (0..5, so cas
-//!   succeeds often). A read is a linearizable Range; a write a Put inside a Txn; a cas a Txn
-//!   comparing the value (missing key: the compare fails, recorded as `fail`).
+//!   read (50%), write (25%), compare-and-swap (25%). Every value written is unique in the
+//!   run; a cas expects the value its client last read (so it often succeeds). A read is a
+//!   linearizable Range; a write a Put inside a Txn; a cas a Txn comparing the value (missing
+//!   key or another value: the compare fails, recorded as `fail`).
 //! - `append`: clients run transactions of 1..=3 micro-ops (append an integer or read the
 //!   list) over `keys` lists (`jepsen/a0`...). A client reads the lists the txn touches, then
 //!   commits a Txn guarded by every touched key's mod revision, so the reads it reports are
@@ -58,6 +59,8 @@ struct ClientCtx {
     clients: u64,
     think: Duration,
     rng: StdRng,
+    /// Counter behind [`unique_value`].
+    next_value: i64,
 }
 
 /// Runs every client until `stop` fires; returns when all have finished their last op.
@@ -78,6 +81,7 @@ pub async fn run(
             process: c as u64,
             clients: clients as u64,
             think,
+            next_value: 0,
             rng: StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
         };
         let (kind, keys, stop) = (spec.kind, spec.keys, stop.clone());
@@ -108,7 +112,13 @@ pub async fn final_reads(spec: &WorkloadSpec, channels: &[Channel], recorder: &R
         let key = format!("jepsen/r{k}");
         let process = FINAL_READ_PROCESS_BASE + k as u64;
         let mut client = Client::new(channels[k % channels.len()].clone(), spec.op_timeout * 5);
-        recorder.op(process, OpType::Invoke, F::Read, Some(key.clone()), Value::Null);
+        recorder.op(
+            process,
+            OpType::Invoke,
+            F::Read,
+            Some(key.clone()),
+            Value::Null,
+        );
         let (kind, value) = register_op(&mut client, &key, F::Read, &Value::Null).await;
         recorder.op(process, kind, F::Read, Some(key), value);
     }
@@ -131,15 +141,19 @@ async fn pace(ctx: &mut ClientCtx, stop: &tokio::sync::watch::Receiver<bool>) ->
 
 async fn register_client(mut ctx: ClientCtx, key: usize, stop: tokio::sync::watch::Receiver<bool>) {
     let key = format!("jepsen/r{key}");
+    // The value this client last read: a cas expects it, so cas succeeds often even though
+    // every written value is unique (unique values are what give the checker its teeth:
+    // a stale read cannot be explained by some other write of the same value).
+    let mut last_read: Option<i64> = None;
     while pace(&mut ctx, &stop).await {
         let roll = ctx.rng.gen_range(0..4);
         let (f, value) = match roll {
             0 | 1 => (F::Read, Value::Null),
-            2 => (F::Write, Value::Int(ctx.rng.gen_range(0..5))),
-            _ => (
-                F::Cas,
-                Value::Cas([ctx.rng.gen_range(0..5), ctx.rng.gen_range(0..5)]),
-            ),
+            2 => (F::Write, Value::Int(unique_value(&mut ctx))),
+            _ => {
+                let expected = last_read.unwrap_or(0);
+                (F::Cas, Value::Cas([expected, unique_value(&mut ctx)]))
+            }
         };
         ctx.recorder.op(
             ctx.process,
@@ -149,8 +163,18 @@ async fn register_client(mut ctx: ClientCtx, key: usize, stop: tokio::sync::watc
             value.clone(),
         );
         let (kind, result) = register_op(&mut ctx.client, &key, f, &value).await;
+        if let (OpType::Ok, Value::Int(read)) = (kind, &result) {
+            last_read = (f == F::Read).then_some(*read).or(last_read);
+        }
         complete(&mut ctx, kind, f, Some(key.clone()), result);
     }
+}
+
+/// A value no other client and no earlier op of this client used: counter * clients +
+/// client number (the client number survives process renumbering after an `info`).
+fn unique_value(ctx: &mut ClientCtx) -> i64 {
+    ctx.next_value += 1;
+    ctx.next_value * ctx.clients as i64 + (ctx.process % ctx.clients) as i64
 }
 
 /// One register op: its completion type and the value to record.
@@ -218,17 +242,13 @@ fn put_txn(key: &str, new: i64, expected: Option<i64>) -> TxnRequest {
 }
 
 async fn append_client(mut ctx: ClientCtx, keys: usize, stop: tokio::sync::watch::Receiver<bool>) {
-    let mut next_element = 0i64;
     while pace(&mut ctx, &stop).await {
         let count = ctx.rng.gen_range(1..=3);
         let mut micro = Vec::new();
         for _ in 0..count {
             let key = format!("jepsen/a{}", ctx.rng.gen_range(0..keys));
             if ctx.rng.gen_bool(0.5) {
-                // Elements are unique per run: process-independent client number + counter.
-                next_element += 1;
-                let element =
-                    next_element * ctx.clients as i64 + (ctx.process % ctx.clients) as i64;
+                let element = unique_value(&mut ctx);
                 micro.push(MicroOp(MicroF::Append, key, MicroValue::Int(element)));
             } else {
                 micro.push(MicroOp(MicroF::Read, key, MicroValue::Null));
