@@ -369,6 +369,35 @@ impl<'a> Search<'a> {
         Some((frame.op, frame.forced))
     }
 
+    /// The stack, the linearized flags, the fingerprint and the count of `ok` ops left all
+    /// describe the same set. O(n): run once per search, at its end.
+    fn check_invariants(&self) {
+        let mut on_stack = vec![false; self.ops.len()];
+        let mut fingerprint = 0;
+        for frame in &self.stack {
+            for op in std::iter::once(frame.op).chain(frame.helper) {
+                assert!(!on_stack[op], "op {op} linearized twice");
+                on_stack[op] = true;
+                fingerprint ^= self.keys[op];
+            }
+        }
+        assert_eq!(
+            on_stack, self.linearized,
+            "stack and linearized flags disagree"
+        );
+        assert_eq!(
+            fingerprint, self.fingerprint,
+            "fingerprint out of step with the stack"
+        );
+        let ok_left = (0..self.ops.len())
+            .filter(|&i| !on_stack[i] && self.ops[i].return_ns.is_some())
+            .count();
+        assert_eq!(
+            ok_left, self.ok_left,
+            "ok ops left out of step with the stack"
+        );
+    }
+
     /// The walk. One pruning beyond Porcupine's: a read that matches the current state is
     /// *forced*. If any linearization exists from here, one exists with that read next (a
     /// read changes nothing, and every op that had to precede it already has), so when the
@@ -420,6 +449,7 @@ impl<'a> Search<'a> {
 pub(crate) fn check(ops: &[RegOp], start: &Start, states_max: u64) -> SearchResult {
     let mut search = Search::new(ops, start);
     let outcome = search.run(states_max);
+    search.check_invariants();
     SearchResult {
         outcome,
         states_explored: search.memo.len() as u64,

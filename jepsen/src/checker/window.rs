@@ -28,8 +28,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::linearizable::{self, SearchOutcome, Start, State};
-use super::register::Limits;
-use super::register::{prune_unobserved, RegF, RegOp};
+use super::register::{prune_unobserved, Limits, RegF, RegOp};
 use super::Window;
 
 /// Cuts tried (latest first) before falling back to the prefix's tail.
