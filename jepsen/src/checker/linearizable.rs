@@ -369,8 +369,8 @@ impl<'a> Search<'a> {
         Some((frame.op, frame.forced))
     }
 
-    /// The stack, the linearized flags, the fingerprint and the count of `ok` ops left all
-    /// describe the same set. O(n): run once per search, at its end.
+    /// The stack, the linearized flags, the fingerprint, the count of `ok` ops left and the
+    /// entry list all describe the same set. O(n): run once per search, at its end.
     fn check_invariants(&self) {
         let mut on_stack = vec![false; self.ops.len()];
         let mut fingerprint = 0;
@@ -396,6 +396,12 @@ impl<'a> Search<'a> {
             ok_left, self.ok_left,
             "ok ops left out of step with the stack"
         );
+        let mut cursor = self.list.next[self.list.head];
+        while cursor != NIL {
+            let op = self.list.entries[cursor].op;
+            assert!(!on_stack[op], "linearized op {op} still in the entry list");
+            cursor = self.list.next[cursor];
+        }
     }
 
     /// The walk. One pruning beyond Porcupine's: a read that matches the current state is
