@@ -8,7 +8,7 @@
 mod checker_support;
 
 use checker_support::parse;
-use jepsen::checker::{check_register, AnomalyKind, Outcome, Verdict};
+use jepsen::checker::{check_register, check_register_with, AnomalyKind, Limits, Outcome, Verdict};
 
 fn check(text: &str) -> (Verdict, Vec<u64>) {
     let (history, index) = parse(text);
@@ -260,4 +260,26 @@ fn a_later_unknown_write_does_not_hide_a_lost_write() {
         .iter()
         .find(|a| a.kind == AnomalyKind::LostWrite);
     assert!(lost.is_some(), "{verdict}");
+}
+
+#[test]
+fn an_undecided_key_makes_the_verdict_invalid() {
+    // Two concurrent writes and a read that needs them in one order: with a budget of one
+    // memoised state the search cannot decide, and an unproven history is not valid.
+    let (history, _) = parse(
+        "p1 write x 1 0  100 ok
+         p2 write x 2 0  100 ok
+         p3 read  x 2 10 200 ok",
+    );
+    let tight = Limits {
+        states_max: 1,
+        window_states_max: 1,
+    };
+    let verdict = check_register_with(&history, &tight);
+    assert_eq!(verdict.keys["x"].outcome, Outcome::Unknown, "{verdict}");
+    assert!(!verdict.valid);
+    assert!(
+        check_register(&history).valid,
+        "with the default limits it is decided"
+    );
 }
