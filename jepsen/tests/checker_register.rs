@@ -9,6 +9,7 @@ mod checker_support;
 
 use checker_support::parse;
 use jepsen::checker::{check_register, check_register_with, AnomalyKind, Limits, Outcome, Verdict};
+use jepsen::history::{History, Op, OpType, Value, F};
 
 fn check(text: &str) -> (Verdict, Vec<u64>) {
     let (history, index) = parse(text);
@@ -282,4 +283,41 @@ fn an_undecided_key_makes_the_verdict_invalid() {
         check_register(&history).valid,
         "with the default limits it is decided"
     );
+}
+
+#[test]
+fn malformed_records_are_reported_not_trusted() {
+    // In record order: a completion stamped before its invoke, then a completion nobody
+    // invoked.
+    let record = |index, process, kind, time_ns| Op {
+        index,
+        process,
+        kind,
+        f: F::Write,
+        key: Some("x".to_string()),
+        value: Value::Int(1),
+        time_ns,
+    };
+    let history = History {
+        ops: vec![
+            record(0, 1, OpType::Invoke, 50),
+            record(1, 1, OpType::Ok, 40),
+            record(2, 9, OpType::Ok, 60),
+        ],
+    };
+    let verdict = check_register(&history);
+    let malformed: Vec<&str> = verdict
+        .anomalies
+        .iter()
+        .filter(|a| a.kind == AnomalyKind::MalformedHistory)
+        .map(|a| a.explanation.as_str())
+        .collect();
+    assert_eq!(
+        malformed,
+        vec![
+            "record 1: a completion stamped before its invoke",
+            "record 2: a completion without an invoke"
+        ]
+    );
+    assert!(!verdict.valid);
 }

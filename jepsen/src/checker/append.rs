@@ -143,6 +143,13 @@ fn collect(history: &History) -> (Vec<Txn>, Stats, Vec<Anomaly>) {
             continue;
         };
         in_flight -= 1;
+        if record.time_ns < invoke.time_ns {
+            anomalies.push(malformed(
+                &unknown(invoke),
+                "a completion stamped before its invoke",
+            ));
+            continue;
+        }
         match record.kind {
             OpType::Ok => {
                 stats.ok += 1;

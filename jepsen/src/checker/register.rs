@@ -265,6 +265,9 @@ fn effective(invoke: &Op, completion: &Op) -> Result<Option<RegOp>, &'static str
     if completion.f != invoke.f || completion.key != invoke.key {
         return Err("a completion whose f or key differs from its invoke");
     }
+    if completion.time_ns < invoke.time_ns {
+        return Err("a completion stamped before its invoke");
+    }
     let f = match (invoke.f, &invoke.value, &completion.value) {
         (F::Read, _, _) if !known => return Ok(None),
         (F::Read, _, Value::Null) => RegF::Read(None),
