@@ -129,7 +129,16 @@ fn main() -> ExitCode {
         options.seed, options.seed
     );
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match runtime.block_on(run(&options)) {
+    // On Ctrl-C the run is dropped, and with it (when the runtime shuts down) the members
+    // and the network namespaces: nothing is left behind.
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = run(&options) => outcome,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    });
+    drop(runtime);
+    match outcome {
         Ok(outcome) => {
             println!("{}", outcome.verdict);
             let s = &outcome.summary;
