@@ -139,3 +139,25 @@ fn corrupted_list_reads_usually_fail() {
         );
     }
 }
+
+#[test]
+fn an_order_only_real_time_forbids_is_a_cycle() {
+    // Serializable as T2, T3, T1, but T1 completed before T2 began: T3 saw T2's append and
+    // not T1's, so no order respects real time. T1 -rt-> T2 -wr-> T3 -rw-> T1.
+    let (verdict, index) = check(
+        "p1 0  10  ok append:x:1
+         p2 20 30  ok append:y:2
+         p3 5  100 ok r:x: r:y:2",
+    );
+    assert_eq!(
+        kinds(&verdict),
+        vec![AnomalyKind::DependencyCycle],
+        "{verdict}"
+    );
+    assert!(verdict.anomalies[0].explanation.contains("Rt"), "{verdict}");
+    let mut shown: Vec<u64> = verdict.anomalies[0].ops.iter().map(|op| op.index).collect();
+    shown.sort();
+    let mut expected = index.clone();
+    expected.sort();
+    assert_eq!(shown, expected);
+}

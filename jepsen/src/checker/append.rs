@@ -12,15 +12,20 @@
 //!   (`LostAppend`).
 //! - **Dependencies** (Adya): for consecutive elements `a, b` of the order, appender(a) →
 //!   appender(b) (ww); for a read ending in `a`, appender(a) → reader (wr); for a read of
-//!   length n, reader → appender(order[n]) (rw: it read the state before that append). A
-//!   cycle among these edges means no serial order exists (`DependencyCycle`), found by
-//!   `cycle`.
+//!   length n, reader → appender(order[n]) (rw: it read the state before that append); an
+//!   `ok` append no read ever shows comes after every read of the key (rw from the reads of
+//!   the whole order).
+//! - **Real time**: T1 → T2 (rt) when T1 completed before T2 was invoked. Only the frontier
+//!   is kept (T1 → T2 is left out when T1 → T3 → T2 already holds in real time), which keeps
+//!   the edges near n × concurrency instead of n².
+//!
+//! A cycle among these edges means no serial order that respects real time exists: the
+//! history is not strictly serializable, which etcd transactions promise
+//! (`DependencyCycle`, found by `cycle`, printed with its edge kinds).
 //!
 //! Limits (documented in `docs/testing.md`): only what reads reveal is checked: appends
 //! nobody read after are ordered by nothing; `info` transactions count only through the
-//! elements reads show; real time enters only through the lost-append rule (no
-//! real-time edges in the graph, so a cycle means "not serializable", and a stale but
-//! serializable read is caught only when it misses an acknowledged append).
+//! elements reads show (and follow, in real time, what completed before their invoke).
 //!
 //! Does no IO; called by the CLI for `--workload append` and by `tests/checker_append.rs`.
 
@@ -101,8 +106,9 @@ pub fn check_append(history: &History) -> Verdict {
         let order = longest_read(key_facts);
         anomalies.extend(order_anomalies(key, key_facts, &order, &txns));
         anomalies.extend(lost_appends(key, key_facts, &order, &txns));
-        edges.extend(dependencies(key_facts, &order));
+        edges.extend(dependencies(key_facts, &order, &txns));
     }
+    edges.extend(realtime(&txns));
     anomalies.extend(cycle::find(txns.len(), &edges, &txns));
     Verdict {
         valid: anomalies.is_empty(),
@@ -276,7 +282,7 @@ fn lost_appends(key: &str, facts: &KeyFacts, order: &[i64], txns: &[Txn]) -> Vec
 }
 
 /// The ww, wr and rw edges one key's order and reads imply.
-fn dependencies(facts: &KeyFacts, order: &[i64]) -> Vec<Edge> {
+fn dependencies(facts: &KeyFacts, order: &[i64], txns: &[Txn]) -> Vec<Edge> {
     let appender = |e: &i64| facts.appender.get(e).copied();
     let mut edges = Vec::new();
     let mut push = |from: Option<usize>, to: Option<usize>, kind| {
@@ -289,15 +295,60 @@ fn dependencies(facts: &KeyFacts, order: &[i64]) -> Vec<Edge> {
     for pair in order.windows(2) {
         push(appender(&pair[0]), appender(&pair[1]), EdgeKind::Ww);
     }
+    // Acknowledged appends no read ever saw: every read of the key came before them (a read
+    // after would show them), so the reads of the whole order point at each of them.
+    let in_order: std::collections::HashSet<i64> = order.iter().copied().collect();
+    let unseen: Vec<usize> = facts
+        .appender
+        .iter()
+        .filter(|(e, t)| !in_order.contains(e) && txns[**t].return_ns.is_some())
+        .map(|(_, t)| *t)
+        .collect();
     for (reader, list) in &facts.reads {
         push(list.last().and_then(appender), Some(*reader), EdgeKind::Wr);
-        if order.starts_with(list) {
-            push(
-                Some(*reader),
-                order.get(list.len()).and_then(appender),
-                EdgeKind::Rw,
-            );
+        if !order.starts_with(list) {
+            continue;
         }
+        push(
+            Some(*reader),
+            order.get(list.len()).and_then(appender),
+            EdgeKind::Rw,
+        );
+        if list.len() == order.len() {
+            for &appender in &unseen {
+                push(Some(*reader), Some(appender), EdgeKind::Rw);
+            }
+        }
+    }
+    edges
+}
+
+/// Real-time edges, transitively reduced: T1 → T2 for each T1 completed before T2's invoke
+/// that no other transaction completed before T2's invoke began after T1 completed.
+fn realtime(txns: &[Txn]) -> Vec<Edge> {
+    let mut by_call: Vec<usize> = (0..txns.len()).collect();
+    by_call.sort_by_key(|&t| txns[t].call_ns);
+    let mut by_return: Vec<usize> = (0..txns.len())
+        .filter(|&t| txns[t].return_ns.is_some())
+        .collect();
+    by_return.sort_by_key(|&t| txns[t].return_ns);
+    // Completed so far; those that completed before the latest invoke among them are implied.
+    let (mut frontier, mut latest_call_ns, mut next) = (Vec::<usize>::new(), 0, 0);
+    let mut edges = Vec::new();
+    for to in by_call {
+        let now_ns = txns[to].call_ns;
+        while next < by_return.len() && txns[by_return[next]].return_ns < Some(now_ns) {
+            let done = by_return[next];
+            latest_call_ns = latest_call_ns.max(txns[done].call_ns);
+            frontier.push(done);
+            frontier.retain(|&t| txns[t].return_ns >= Some(latest_call_ns));
+            next += 1;
+        }
+        edges.extend(frontier.iter().map(|&from| Edge {
+            from,
+            to,
+            kind: EdgeKind::Rt,
+        }));
     }
     edges
 }

@@ -26,6 +26,8 @@ pub(crate) enum EdgeKind {
     Wr,
     /// Read-write (anti-dependency): `from` read the list before `to`'s append.
     Rw,
+    /// Real time: `from` completed before `to` was invoked.
+    Rt,
 }
 
 /// A dependency `from` → `to` between transaction numbers.
