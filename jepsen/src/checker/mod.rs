@@ -6,7 +6,8 @@
 //!   real-time rules in `lost`. On a violation the verdict carries the smallest window of
 //!   operations that cannot be ordered (`window`).
 //! - [`check_append`]: the `append` workload: reads must be prefixes of one list order per
-//!   key, and transactions must be serializable (a cycle check over ww/wr/rw edges).
+//!   key, no acknowledged append may go missing, and transactions must be strictly
+//!   serializable (a cycle check over ww/wr/rw and real-time edges).
 //!
 //! The checker reads the history only: it does no IO, starts nothing and never looks at
 //! the nemesis. The CLI and the report (J1) call it after a run; the self-tests in
@@ -176,8 +177,8 @@ pub struct KeyVerdict {
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
     /// An acknowledged write (or cas) was overwritten by an older value: a read that began
-    /// after the write completed returned a value all of whose writers finished before the
-    /// write began.
+    /// after the write completed returned a value whose every possible source write had
+    /// finished before the acknowledged write began.
     LostWrite,
     /// A value came back: a read returned it after another read had already returned a newer
     /// value, and no write of it could have happened in between.
@@ -191,7 +192,8 @@ pub enum AnomalyKind {
     DuplicateOrPhantom,
     /// Append: an `ok` transaction's append is missing from a read that must include it.
     LostAppend,
-    /// Append: transactions whose ww/wr/rw dependencies form a cycle (not serializable).
+    /// Append: transactions whose ww/wr/rw/real-time dependencies form a cycle (not
+    /// strictly serializable).
     DependencyCycle,
 }
 
