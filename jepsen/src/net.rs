@@ -150,6 +150,9 @@ impl Namespaces {
     }
 
     fn create(&self) -> Result<(), NetError> {
+        // A harness killed with -9 leaves its namespaces behind; one with our process id is
+        // ours to reuse.
+        self.destroy();
         let bridge = self.bridge();
         run("ip", &["link", "add", &bridge, "type", "bridge"])?;
         run(
@@ -249,14 +252,19 @@ impl Namespaces {
         );
         ok
     }
-}
 
-impl Drop for Namespaces {
-    fn drop(&mut self) {
+    /// Deletes the namespaces and the bridge, ignoring what does not exist.
+    fn destroy(&self) {
         // Deleting a namespace deletes its veth end, which deletes the pair.
         for i in 0..self.members {
             let _ = run("ip", &["netns", "del", &self.netns(i)]);
         }
         let _ = run("ip", &["link", "del", &self.bridge()]);
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        self.destroy();
     }
 }

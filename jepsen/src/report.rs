@@ -17,6 +17,7 @@ use crate::run::Summary;
 /// A fault interval in seconds since the run started (open faults end at `end_s`).
 struct Interval {
     fault: String,
+    detail: String,
     start_s: f64,
     stop_s: f64,
 }
@@ -63,30 +64,29 @@ fn latencies(history: &History) -> Vec<(f64, f64, OpType)> {
 
 /// Pairs start/stop events of the same fault kind, in order.
 fn intervals(events: &[NemesisEvent], end_s: f64) -> Vec<Interval> {
-    let mut open: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut open: BTreeMap<&str, Vec<(f64, &str)>> = BTreeMap::new();
     let mut intervals = Vec::new();
+    let interval = |fault: &str, detail: &str, start_s, stop_s| Interval {
+        fault: fault.to_string(),
+        detail: detail.to_string(),
+        start_s,
+        stop_s,
+    };
     for event in events {
         let t = event.time_ns as f64 / 1e9;
+        let starts = open.entry(&event.fault).or_default();
         match event.phase {
-            Phase::Start => open.entry(&event.fault).or_default().push(t),
+            Phase::Start => starts.push((t, &event.detail)),
             Phase::Stop => {
-                if let Some(start_s) = open.get_mut(event.fault.as_str()).and_then(|v| v.pop()) {
-                    intervals.push(Interval {
-                        fault: event.fault.clone(),
-                        start_s,
-                        stop_s: t,
-                    });
+                if let Some((start_s, detail)) = starts.pop() {
+                    intervals.push(interval(&event.fault, detail, start_s, t));
                 }
             }
         }
     }
     for (fault, starts) in open {
-        for start_s in starts {
-            intervals.push(Interval {
-                fault: fault.to_string(),
-                start_s,
-                stop_s: end_s,
-            });
+        for (start_s, detail) in starts {
+            intervals.push(interval(fault, detail, start_s, end_s));
         }
     }
     intervals
@@ -234,8 +234,11 @@ fn page(
     for f in faults {
         let _ = write!(
             html,
-            "<li>{} {:.1} s .. {:.1} s</li>",
-            f.fault, f.start_s, f.stop_s
+            "<li>{:.1} s .. {:.1} s: {} ({})</li>",
+            f.start_s,
+            f.stop_s,
+            f.fault,
+            escape(&f.detail)
         );
     }
     let _ = write!(
