@@ -26,7 +26,7 @@ use std::process::Command;
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// Namespaces and iptables need root; the run was started without it.
-    #[error("network faults need root (network namespaces + iptables); run as root or drop them from --nemesis")]
+    #[error("network faults need root (network namespaces, iptables): run as root")]
     NeedsRoot,
     /// The kernel or the tools lack what the fault needs.
     #[error("network fault unsupported on this machine: {0}")]

@@ -122,7 +122,9 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<RunOutcome> {
     let seconds = started.elapsed().as_secs_f64();
     let faults_injected = nemesis.await.context("nemesis task")??;
     // Everything is healed: give the cluster time to recover, then read every key once.
-    wait_ready(&urls, Duration::from_secs(30)).await.context("cluster did not recover after healing")?;
+    wait_ready(&urls, Duration::from_secs(30))
+        .await
+        .context("cluster did not recover after healing")?;
     workload::final_reads(&options.workload, &channels, &recorder).await;
     let crashed = cluster.lock().expect("cluster lock").crashed();
 
