@@ -248,3 +248,45 @@ fn page(
     );
     html
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(time_s: u64, phase: Phase, fault: &str) -> NemesisEvent {
+        let detail = format!("{fault}@{time_s}");
+        NemesisEvent {
+            time_ns: time_s * 1_000_000_000,
+            phase,
+            fault: fault.into(),
+            detail,
+        }
+    }
+
+    /// Overlapping faults of different kinds pair by kind; a fault never healed is shaded to
+    /// the end of the plot.
+    #[test]
+    fn intervals_pair_starts_and_stops_by_fault_kind() {
+        let events = [
+            event(1, Phase::Start, "kill"),
+            event(2, Phase::Start, "partition"),
+            event(3, Phase::Stop, "kill"),
+            event(4, Phase::Stop, "partition"),
+            event(5, Phase::Start, "pause"),
+        ];
+        let found: Vec<(String, String, f64, f64)> = intervals(&events, 9.0)
+            .into_iter()
+            .map(|i| (i.fault, i.detail, i.start_s, i.stop_s))
+            .collect();
+        let expected = [
+            ("kill", "kill@1", 1.0, 3.0),
+            ("partition", "partition@2", 2.0, 4.0),
+            ("pause", "pause@5", 5.0, 9.0),
+        ];
+        let expected: Vec<(String, String, f64, f64)> = expected
+            .iter()
+            .map(|&(f, d, a, b)| (f.into(), d.into(), a, b))
+            .collect();
+        assert_eq!(found, expected);
+    }
+}
