@@ -9,7 +9,7 @@
 //! which member to hurt and when is the nemesis's. Called by the campaign runner and the
 //! nemesis.
 
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -242,16 +242,6 @@ impl Cluster {
             }
             if self.members[i].child.is_none() {
                 self.start(i)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes every member's data dir (only for members not running).
-    pub fn wipe(&self) -> anyhow::Result<()> {
-        for member in &self.members {
-            if member.child.is_none() && member.spec.data_dir.exists() {
-                fs::remove_dir_all(&member.spec.data_dir)?;
             }
         }
         Ok(())

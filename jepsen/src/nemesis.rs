@@ -280,6 +280,7 @@ impl Nemesis {
         let (a, b, bridge, one_way) = match variant {
             0 => (all[..n / 2].to_vec(), all[n / 2..].to_vec(), None, false),
             1 => {
+                // No leader known (mid-election): isolate a random member instead.
                 let leader = client::leader(&self.urls, Duration::from_millis(500)).await;
                 let leader = leader.unwrap_or(all[0]);
                 (
