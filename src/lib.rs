@@ -9,9 +9,12 @@
 //!
 //! `raft` and `mvcc` know nothing of each other; the server layer joins them.
 
+pub mod api;
 pub mod ctl;
 pub mod mvcc;
+pub mod peer;
 pub mod proto;
 pub mod raft;
+pub mod server;
 pub mod sim;
 pub mod wal;

@@ -10,7 +10,11 @@
 //! - `SEED=n` replays seed n alone, with an event trace printed on failure;
 //! - `SIM_SEEDS=n` runs n seeds per cluster size (default 1000 each, 2000 in all);
 //! - `SIM_START=s` starts at seed s;
-//! - `SIM_KEEP_GOING=1` runs every seed and reports how many failed instead of stopping.
+//! - `SIM_KEEP_GOING=1` runs every seed and reports how many failed instead of stopping;
+//! - `SIM_TRACE_LINES=n` prints the last n trace lines of a failing `SEED` (default 200).
+//!
+//! The default 2000 seeds (about 4,000 events each) take 5 to 20 seconds in a debug build
+//! on two cores; each test prints its seed, event and fault counts.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
@@ -58,7 +62,8 @@ fn run_seeds(test: &str, nodes: u64) {
     }
     eprintln!(
         "{test}: {} seeds ({} failed), {} steps, {} ticks, {} proposals acknowledged, {} reads, \
-         {} crashes, {} partitions, {} conf changes, {} messages ({} lost) in {:.1}s",
+         {} crashes, {} partitions, {} conf changes, {} snapshots installed, {} messages ({} lost) \
+         in {:.1}s",
         seeds.len(),
         failed.len(),
         total.steps,
@@ -68,6 +73,7 @@ fn run_seeds(test: &str, nodes: u64) {
         total.crashes,
         total.partitions,
         total.conf_changes,
+        total.snapshots,
         total.messages,
         total.lost,
         began.elapsed().as_secs_f64()
@@ -83,6 +89,7 @@ fn add(total: &mut RunStats, run: &RunStats) {
     total.partitions += run.partitions;
     total.conf_changes += run.conf_changes;
     total.reads += run.reads;
+    total.snapshots += run.snapshots;
     total.messages += run.messages;
     total.lost += run.lost;
 }

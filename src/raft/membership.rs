@@ -11,7 +11,12 @@
 //! progress is kept. Then `RemoveNode 1` applied on leader 1: 1 is no longer a voter, so it
 //! steps down and {2, 3, 4} elect a new leader.
 //!
-//! Learners receive the log but are never in `voters`, so `quorum.rs` never counts them.
+//! Learners receive the log but are never in `voters`, so `quorum.rs` never counts them:
+//! not for commit, not for elections, not for check-quorum or ReadIndex rounds, and they
+//! never campaign. A node that believes it is a learner still *answers* vote requests (as
+//! etcd does): it may have been promoted by a change it has not applied yet, and the
+//! candidate, which only counts the voters of its own configuration, decides whether the
+//! answer matters.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -8,6 +8,32 @@
 //! driver loop in production, the simulator in `tests/`) feeds it messages and ticks and
 //! carries out the [`Ready`] batches it produces. See `docs/raft.md` for the map from the
 //! paper to this code and for the Ready/advance contract.
+//!
+//! Design decisions (details in `raw_node.rs`):
+//! - [`RawNode`] owns the in-memory log (etcd's `MemoryStorage` and unstable log merged
+//!   into one `RaftLog`) with a `persisted` mark; `Ready.entries` is the unpersisted tail
+//!   and a restarted node rebuilds from [`RecoveredState`].
+//! - One `Ready` outstanding at a time; `advance()` takes no argument.
+//! - Vote requests/grants and append/heartbeat acknowledgements go in
+//!   `persisted_messages`; the leader's Appends go out while its own write is in flight,
+//!   and its own copy counts toward commit only at `advance()`.
+//! - Messages to self are never emitted.
+//!
+//! Map of the files, by concept:
+//!
+//! | file | concept |
+//! |---|---|
+//! | `types.rs` | the shared vocabulary: ids, entries, messages, `Ready` |
+//! | `raw_node.rs` | the public API and the Ready/advance handshake |
+//! | `node.rs` | the state machine struct, role transitions, timers, outbox |
+//! | `step.rs` | term rules and per-role message dispatch |
+//! | `election.rs` | elections, pre-vote, leadership transfer |
+//! | `replication.rs` | Appends, acknowledgements, back-off, commit |
+//! | `snapshot.rs` | compaction and InstallSnapshot |
+//! | `read_only.rs` | ReadIndex |
+//! | `membership.rs` | membership and the leader's progress tracker |
+//! | `raft_log.rs`, `progress.rs`, `quorum.rs` | the log, per-follower progress, majorities |
+//! | `status.rs`, `error.rs`, `conf_change.rs` | status and invariants, errors, encoding |
 #![deny(missing_docs)]
 
 mod conf_change;

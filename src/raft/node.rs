@@ -60,7 +60,8 @@ pub(crate) struct Raft {
 }
 
 impl Raft {
-    pub(crate) fn new(cfg: Config, recovered: RecoveredState) -> Result<Raft, Error> {
+    pub(crate) fn new(cfg: Config, mut recovered: RecoveredState) -> Result<Raft, Error> {
+        raise_term_over_torn_tail(&mut recovered);
         validate_recovered(&recovered)?;
         let hs = recovered.hard_state;
         let log = RaftLog::new(
@@ -254,6 +255,25 @@ pub(crate) fn encode_node_id(id: NodeId) -> Bytes {
 pub(crate) fn decode_node_id(b: &[u8]) -> Option<NodeId> {
     let raw: [u8; 8] = b.try_into().ok()?;
     Some(NodeId(u64::from_be_bytes(raw))).filter(|id| id.0 != 0)
+}
+
+/// Storage writes a Ready's entries before its hard state, and a crash can keep the entries
+/// of an unsynced batch while losing the hard state of the same batch. Entries (or a
+/// snapshot) from a term above the recovered hard state term then come back. Nothing was
+/// sent on the strength of that batch (vote answers wait for the sync), so it is safe to
+/// take the highest term seen with no vote: this node promised nothing in that term.
+fn raise_term_over_torn_tail(r: &mut RecoveredState) {
+    let last_term = r.entries.last().map_or(r.snapshot.term, |e| e.term);
+    let seen = last_term.max(r.snapshot.term);
+    if seen > r.hard_state.term {
+        tracing::warn!(
+            hard_state_term = r.hard_state.term.0,
+            log_term = seen.0,
+            "recovered log has a term above the hard state (torn write): raising the term"
+        );
+        r.hard_state.term = seen;
+        r.hard_state.vote = None;
+    }
 }
 
 /// The gateway check on what storage handed back.

@@ -14,10 +14,10 @@
 //! - `committed`: known committed (paper §5.3). `applying`: committed entries handed out in
 //!   `Ready.committed_entries`; `applied` becomes `applying` at `advance`.
 //!
-//! Worked example: a follower with entries 1..=3 (all persisted) receives an Append with
-//! `index = 1, log_term = 1` and entries 2@t2, 3@t2. Entry 2 already has term 2 and is kept;
-//! entry 3 has term 1 and conflicts, so the log is truncated at 3 and 3@t2 appended:
-//! `persisted` drops to 2 and the next `Ready.entries` is `[3@t2]`.
+//! Worked example: a follower holds 1@t1, 2@t1, 3@t1, all persisted, and receives an
+//! Append with `index = 1, log_term = 1` and entries 2@t1, 3@t2. Entry 2 is already there
+//! and is kept; entry 3 has term 1, conflicts, and is replaced by 3@t2: `persisted` drops to
+//! 2 and the next `Ready.entries` is `[3@t2]` (storage truncates from index 3).
 //!
 //! The log never decides anything: the state machine in `node.rs` tells it what to append,
 //! commit and compact, and it asserts that it is told sensible things.

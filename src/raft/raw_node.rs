@@ -48,6 +48,11 @@ impl RawNode {
     /// interval not below the election timeout, or zero inflight messages or message
     /// bytes; [`Error::InvalidRecoveredState`] if the recovered entries are not contiguous
     /// after the snapshot or the commit or applied index lies beyond them.
+    ///
+    /// Entries (or a snapshot) from a term above `hard_state.term` are accepted: a crash
+    /// can keep a Ready's entries and lose the hard state written after them. The node then
+    /// starts in the highest term its log shows, with no vote (it promised nothing in that
+    /// term: vote answers leave only after the sync), and its first `Ready` persists that.
     pub fn new(config: Config, recovered: RecoveredState) -> Result<RawNode, Error> {
         validate_config(&config)?;
         let prev_hard_state = recovered.hard_state;
@@ -237,9 +242,8 @@ impl RawNode {
         }
         self.outstanding = false;
         let log = &mut self.raft.log;
-        if let Some(index) = log.snapshot_in_progress.take() {
-            log.applied = log.applied.max(index);
-        }
+        // `ready` moved both marks past the snapshot it handed out, if any.
+        log.snapshot_in_progress = None;
         log.persisted = log.in_progress;
         log.applied = log.applying;
         if self.raft.role == Role::Leader {

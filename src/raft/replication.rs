@@ -25,27 +25,28 @@ impl Raft {
     /// Leader: appends proposed entries (kind, data) in the current term and sends them.
     pub(crate) fn propose_entries(
         &mut self,
-        entries: Vec<(EntryKind, Bytes)>,
+        mut entries: Vec<(EntryKind, Bytes)>,
     ) -> Result<(), Error> {
         assert_eq!(self.role, Role::Leader, "only the leader appends proposals");
         if self.lead_transferee.is_some() {
             return Err(Error::ProposalDropped);
         }
-        let mut entries = entries;
-        for i in 0..entries.len() {
-            if entries[i].0 != EntryKind::ConfChange {
+        let single = entries.len() == 1;
+        let first_index = self.log.last_index().next();
+        for (i, (kind, data)) in entries.iter_mut().enumerate() {
+            if *kind != EntryKind::ConfChange {
                 continue;
             }
-            if self.pending_conf_index > self.log.applied {
-                tracing::info!(id = %self.id, pending = %self.pending_conf_index, "conf change refused");
-                if entries.len() == 1 {
-                    return Err(Error::ConfChangePending);
-                }
-                // Inside a forwarded batch: keep the slot but make it harmless.
-                entries[i] = (EntryKind::Normal, Bytes::new());
-            } else {
-                self.pending_conf_index = Index(self.log.last_index().0 + 1 + i as u64);
+            if self.pending_conf_index <= self.log.applied {
+                self.pending_conf_index = Index(first_index.0 + i as u64);
+                continue;
             }
+            tracing::info!(id = %self.id, pending = %self.pending_conf_index, "conf change refused");
+            if single {
+                return Err(Error::ConfChangePending);
+            }
+            // Inside a forwarded batch: keep the slot but make it a no-op.
+            (*kind, *data) = (EntryKind::Normal, Bytes::new());
         }
         self.append_entries(entries);
         self.bcast_append();

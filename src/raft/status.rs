@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::node::Raft;
 use super::{HardState, Index, NodeId, ProgressState, Role, SoftState};
 
-/// The leader's view of one member, as reported by [`RawNode::status`].
+/// The leader's view of one member, as reported by [`RawNode::status`](super::RawNode::status).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProgressStatus {
     /// Highest index known to be replicated on the member.

@@ -85,7 +85,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Bytes this entry counts for against `Config::max_size_per_msg`: the payload plus a
+    /// Bytes this entry counts for against `Config::msg_bytes_max`: the payload plus a
     /// fixed allowance for the header, so that empty entries are not free.
     pub fn size_bytes(&self) -> u64 {
         self.data.len() as u64 + 24
@@ -160,7 +160,8 @@ pub struct Snapshot {
 /// The kinds of message members exchange. Names follow the paper's RPCs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MessageKind {
-    /// A follower forwards a client proposal to the leader (`entries` holds it).
+    /// A follower forwards a client proposal to the leader (`entries` holds it). Forwarded
+    /// requests (Propose, ReadIndex, TransferLeader) carry term 0.
     Propose,
     /// AppendEntries RPC (§5.3): `log_term`/`index` name the entry before `entries`.
     Append,
@@ -182,7 +183,8 @@ pub enum MessageKind {
     HeartbeatResponse,
     /// InstallSnapshot RPC (§7): `snapshot` is set.
     InstallSnapshot,
-    /// A follower forwards a leadership transfer request to the leader.
+    /// A follower forwards a leadership transfer request to the leader; `context` holds
+    /// the transferee's id (8 bytes, big-endian).
     TransferLeader,
     /// The leader tells the transfer target to start an election at once (§3.10 thesis).
     TimeoutNow,

@@ -5,7 +5,8 @@
 //! within a bounded number of ticks (liveness).
 //!
 //! Safety is checked by the cluster after every event; this driver adds the liveness
-//! check. The same seed always yields the same run. Called by `tests/simulation.rs`.
+//! check (in `sim::liveness`). The same seed always yields the same run. Called by
+//! `tests/simulation.rs`.
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
@@ -14,7 +15,7 @@ use rand::{Rng, SeedableRng};
 
 use super::cluster::{Cluster, ClusterConfig};
 use super::network::Faults;
-use crate::raft::{ConfChange, ConfChangeKind, NodeId, Role};
+use crate::raft::{ConfChange, ConfChangeKind, NodeId};
 
 /// The shape of one run.
 #[derive(Clone, Debug)]
@@ -64,7 +65,9 @@ pub struct RunStats {
     pub conf_changes: u64,
     /// Reads served and checked.
     pub reads: u64,
-    /// Messages sent / lost.
+    /// Snapshots from a leader installed by followers.
+    pub snapshots: u64,
+    /// Messages sent.
     pub messages: u64,
     /// Messages lost.
     pub lost: u64,
@@ -74,7 +77,7 @@ pub struct RunStats {
 pub struct Chaos {
     /// The cluster under test.
     pub cluster: Cluster,
-    config: ChaosConfig,
+    pub(super) config: ChaosConfig,
     rng: StdRng,
     next_payload: u64,
     stats: RunStats,
@@ -160,7 +163,8 @@ impl Chaos {
         let _ = self.cluster.propose(id, payload);
     }
 
-    fn payload(&mut self) -> Bytes {
+    /// A fresh, unique client payload.
+    pub(super) fn payload(&mut self) -> Bytes {
         self.next_payload += 1;
         Bytes::from(format!("p{}", self.next_payload))
     }
@@ -181,7 +185,8 @@ impl Chaos {
         }
     }
 
-    fn members(&self) -> Vec<NodeId> {
+    /// Nodes not removed from the cluster (up or down).
+    pub(super) fn members(&self) -> Vec<NodeId> {
         self.cluster
             .nodes
             .values()
@@ -301,115 +306,6 @@ impl Chaos {
         }
     }
 
-    /// Heals every fault, restarts every crashed member, and requires a leader and then
-    /// the commit (applied on every member) of each new proposal within bounded ticks.
-    pub fn heal_and_check_liveness(&mut self) {
-        self.cluster.net.heal();
-        self.cluster.net.faults = Faults {
-            delay_ticks_max: 1,
-            reorder: true,
-            ..Faults::default()
-        };
-        for id in self.cluster.down_ids() {
-            self.cluster.restart(id);
-            self.cluster.check_invariants();
-        }
-        let start = self.cluster.now_ticks;
-        while self.stable_leader().is_none() {
-            self.advance_one_tick();
-            let waited = self.cluster.now_ticks - start;
-            assert!(
-                waited <= self.config.leader_ticks_max,
-                "liveness: no leader {waited} ticks after the heal ({})",
-                self.describe()
-            );
-        }
-        for _ in 0..self.config.liveness_proposals {
-            self.commit_one();
-        }
-    }
-
-    /// A leader whose term a majority of the members share (not a stale one).
-    fn stable_leader(&mut self) -> Option<NodeId> {
-        let leader = self.cluster.leader()?;
-        let term = self.cluster.node(leader).raw().term();
-        let members = self.members();
-        let agree = members
-            .iter()
-            .filter(|&&id| {
-                let raw = self.cluster.nodes[&id].raw.as_ref();
-                raw.is_some_and(|r| r.term() == term && r.leader() == Some(leader))
-            })
-            .count();
-        (agree * 2 > members.len()).then_some(leader)
-    }
-
-    /// Delivers and fsyncs everything due, then ticks once.
-    fn advance_one_tick(&mut self) {
-        self.settle();
-        self.cluster.tick();
-        self.cluster.check_invariants();
-    }
-
-    fn settle(&mut self) {
-        for _ in 0..100_000 {
-            let busy = self.cluster.busy_ids();
-            if let Some(&id) = busy.first() {
-                self.cluster.finish_ready(id);
-            } else if !self.cluster.deliver_one() {
-                return;
-            }
-            self.cluster.check_invariants();
-        }
-        panic!(
-            "liveness: the cluster never went quiet ({})",
-            self.describe()
-        );
-    }
-
-    fn commit_one(&mut self) {
-        let start = self.cluster.now_ticks;
-        let retry_ticks = 3 * u64::from(self.cluster.config.election_timeout_ticks);
-        let mut proposed: Vec<Bytes> = Vec::new();
-        let mut last_try = 0;
-        loop {
-            self.settle();
-            if proposed.iter().any(|p| self.applied_everywhere(p)) {
-                return;
-            }
-            let now = self.cluster.now_ticks;
-            if proposed.is_empty() || now - last_try >= retry_ticks {
-                if let Some(leader) = self.stable_leader() {
-                    let payload = self.payload();
-                    if self.cluster.propose(leader, payload.clone()).is_ok() {
-                        proposed.push(payload);
-                        last_try = now;
-                    }
-                    self.cluster.check_invariants();
-                }
-            }
-            self.cluster.tick();
-            self.cluster.check_invariants();
-            let waited = self.cluster.now_ticks - start;
-            assert!(
-                waited <= self.config.commit_ticks_max,
-                "liveness: proposal not applied everywhere {waited} ticks after it was made ({})",
-                self.describe()
-            );
-        }
-    }
-
-    fn applied_everywhere(&self, payload: &[u8]) -> bool {
-        let Some(index) = self.cluster.history.payload_index(payload) else {
-            return false;
-        };
-        self.cluster
-            .nodes
-            .values()
-            .filter(|n| !n.removed)
-            .all(|n| n.app.applied >= index)
-    }
-
     /// One line per member: role, term, commit, applied, last index.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -418,14 +314,9 @@ impl Chaos {
                 parts.push(format!("{} down", node.id));
                 continue;
             };
-            let role = match raw.role() {
-                Role::Leader => "L",
-                Role::Candidate => "C",
-                Role::PreCandidate => "P",
-                Role::Follower => "F",
-            };
+            let role = raw.role();
             parts.push(format!(
-                "{} {role} t{} lead={:?} commit={} applied={} last={}",
+                "{} {role:?} t{} lead={:?} commit={} applied={} last={}",
                 node.id,
                 raw.term(),
                 raw.leader().map(|l| l.0),
@@ -443,6 +334,7 @@ impl Chaos {
         stats.ticks = self.cluster.now_ticks;
         stats.acknowledged = self.cluster.history.acknowledged_count() as u64;
         stats.reads = self.cluster.history.reads_served;
+        stats.snapshots = self.cluster.snapshots_installed;
         stats.messages = self.cluster.net.stats.sent;
         stats.lost = self.cluster.net.stats.lost;
         stats

@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use super::format;
 use super::history::History;
 use super::network::Network;
-use super::node::SimNode;
+use super::node::{Report, SimNode};
 use crate::raft::{
     ConfChange, ConfChangeKind, ConfState, Config, Error, MessageKind, NodeId, Role,
 };
@@ -93,6 +93,8 @@ pub struct Cluster {
     pub steps: u64,
     /// Event lines, when tracing.
     pub trace: Vec<String>,
+    /// Snapshots from a leader installed by followers (coverage counter).
+    pub snapshots_installed: u64,
 }
 
 impl Cluster {
@@ -110,6 +112,7 @@ impl Cluster {
             now_ticks: 0,
             steps: 0,
             trace: Vec::new(),
+            snapshots_installed: 0,
         }
     }
 
@@ -228,6 +231,7 @@ impl Cluster {
         let node = self.nodes.get_mut(&id).expect("finishing an unknown node");
         let done = node.finish_ready(&mut self.history);
         if let Some(meta) = &done.restored {
+            self.snapshots_installed += 1;
             self.note(|| format!("node {id}: restored snapshot {}/{}", meta.index, meta.term));
         }
         if !done.applied.is_empty() {
@@ -273,17 +277,29 @@ impl Cluster {
     fn send(&mut self, messages: Vec<crate::raft::Message>) {
         for msg in messages {
             let (from, to, kind) = (msg.from, msg.to, msg.kind);
+            let cut = self.net.is_blocked(from, to);
             let sent = self.net.send(msg, self.now_ticks, &mut self.rng);
-            if !sent && kind == MessageKind::InstallSnapshot {
-                self.report_snapshot(from, to, false);
+            if !sent {
+                self.report_loss(from, to, kind, cut);
             }
         }
     }
 
-    fn report_snapshot(&mut self, from: NodeId, to: NodeId, ok: bool) {
+    /// Tells the sender what its transport would notice about a lost message: a failed
+    /// snapshot always, an unreachable peer when the link is cut or the peer is down (a
+    /// random drop goes unnoticed, as on a real network).
+    fn report_loss(&mut self, from: NodeId, to: NodeId, kind: MessageKind, noticed: bool) {
+        if kind == MessageKind::InstallSnapshot {
+            self.report(from, Report::Snapshot { to, ok: false });
+        } else if kind == MessageKind::Append && noticed {
+            self.report(from, Report::Unreachable(to));
+        }
+    }
+
+    fn report(&mut self, from: NodeId, report: Report) {
         if let Some(node) = self.nodes.get_mut(&from) {
             if node.is_up() {
-                node.pending_reports.push((to, ok));
+                node.pending_reports.push(report);
             }
         }
     }
@@ -301,9 +317,7 @@ impl Cluster {
         if !alive || self.net.is_blocked(from, to) {
             self.net.note_lost();
             self.note(|| format!("lost {}", format::message(&msg)));
-            if kind == MessageKind::InstallSnapshot {
-                self.report_snapshot(from, to, false);
-            }
+            self.report_loss(from, to, kind, true);
             return true;
         }
         self.net.note_delivered();
@@ -313,7 +327,7 @@ impl Cluster {
         }
         self.drive(to);
         if kind == MessageKind::InstallSnapshot {
-            self.report_snapshot(from, to, true);
+            self.report(from, Report::Snapshot { to, ok: true });
             if self.nodes.contains_key(&from) {
                 self.drive(from);
             }
@@ -335,6 +349,16 @@ impl Cluster {
     /// Client proposal at `id`.
     pub fn propose(&mut self, id: NodeId, data: Bytes) -> Result<(), Error> {
         let result = self.node(id).raw().propose(data);
+        self.drive(id);
+        result
+    }
+
+    /// Client proposals at `id` taken in one batch: all are proposed before the node's next
+    /// Ready, so they travel in one log write and one round of Appends (the server's
+    /// batching). Stops at the first refusal.
+    pub fn propose_batch(&mut self, id: NodeId, batch: &[Bytes]) -> Result<(), Error> {
+        let raw = self.node(id).raw();
+        let result = batch.iter().try_for_each(|data| raw.propose(data.clone()));
         self.drive(id);
         result
     }

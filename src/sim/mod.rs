@@ -8,10 +8,10 @@
 //! Raft's safety properties over the whole history.
 //!
 //! Layers, bottom up: [`disk`], [`network`], [`app`] (plain data), [`node`] (the Ready
-//! loop), [`cluster`] (events), then the two drivers: [`chaos`] (random fault schedules
-//! for `tests/simulation.rs`) and [`script`] (the golden scenarios of `tests/golden/`).
-//! The simulator does no IO, reads no clock and uses no global RNG. It is test support:
-//! the server never calls it.
+//! loop), [`cluster`] (events), then the two drivers: [`chaos`] with [`liveness`] (random
+//! fault schedules for `tests/simulation.rs`) and [`script`] (the golden scenarios of
+//! `tests/golden/`); [`format`] prints for both. The simulator does no IO, reads no clock
+//! and uses no global RNG. It is test support: the server never calls it.
 
 pub mod app;
 pub mod chaos;
@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod disk;
 pub mod format;
 pub mod history;
+pub mod liveness;
 pub mod network;
 pub mod node;
 pub mod script;

@@ -15,7 +15,7 @@
 //! block 1->2; send 1->2 C  -> C is lost at once
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -42,7 +42,6 @@ pub struct InFlight {
     pub msg: Message,
     /// The tick at which it may be delivered.
     pub deliver_at_ticks: u64,
-    seq: u64,
 }
 
 /// Counters for the run report.
@@ -65,10 +64,10 @@ pub struct Network {
     pub faults: Faults,
     /// Counters.
     pub stats: NetworkStats,
-    in_flight: Vec<InFlight>,
+    /// In send order.
+    in_flight: VecDeque<InFlight>,
     /// Cut links as (from, to): messages from `from` to `to` are lost.
     blocked: BTreeSet<(NodeId, NodeId)>,
-    next_seq: u64,
 }
 
 impl Network {
@@ -95,11 +94,9 @@ impl Network {
         } else {
             rng.gen_range(0..=self.faults.delay_ticks_max)
         };
-        self.next_seq += 1;
-        self.in_flight.push(InFlight {
+        self.in_flight.push_back(InFlight {
             msg,
             deliver_at_ticks: now_ticks + delay,
-            seq: self.next_seq,
         });
     }
 
@@ -126,14 +123,10 @@ impl Network {
                 .nth(nth)
                 .map(|(i, _)| i)
         } else {
-            self.in_flight
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| due(m))
-                .min_by_key(|(_, m)| m.seq)
-                .map(|(i, _)| i)
+            // The queue is in send order, so the first due message is the oldest.
+            self.in_flight.iter().position(due)
         }?;
-        Some(self.in_flight.swap_remove(pos).msg)
+        self.in_flight.remove(pos).map(|m| m.msg)
     }
 
     /// How many messages are in flight (due or not).
@@ -144,16 +137,6 @@ impl Network {
     /// Whether nothing is in flight.
     pub fn is_empty(&self) -> bool {
         self.in_flight.is_empty()
-    }
-
-    /// The messages in flight, in no particular order.
-    pub fn in_flight(&self) -> impl Iterator<Item = &Message> {
-        self.in_flight.iter().map(|m| &m.msg)
-    }
-
-    /// The earliest tick at which some message becomes due, if any is in flight.
-    pub fn next_due_ticks(&self) -> Option<u64> {
-        self.in_flight.iter().map(|m| m.deliver_at_ticks).min()
     }
 
     /// Cuts the link from `from` to `to` (one way).
@@ -179,11 +162,6 @@ impl Network {
     /// Whether the link from `from` to `to` is cut.
     pub fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
         self.blocked.contains(&(from, to))
-    }
-
-    /// The cut links, for printing.
-    pub fn blocked(&self) -> impl Iterator<Item = &(NodeId, NodeId)> {
-        self.blocked.iter()
     }
 
     /// Notes a message lost at delivery time (partition or dead receiver).

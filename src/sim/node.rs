@@ -18,7 +18,7 @@ use super::disk::Disk;
 use super::history::History;
 use crate::raft::{
     ConfChange, ConfState, Config, Entry, EntryKind, Index, Message, NodeId, RawNode, ReadState,
-    Ready, RecoveredState, Role, SnapshotMetadata, SoftState,
+    Ready, RecoveredState, SnapshotMetadata, SoftState,
 };
 
 /// What finishing a Ready produced that the cluster must act on.
@@ -34,6 +34,20 @@ pub struct Finished {
     pub applied: Vec<Entry>,
     /// The snapshot restored into the state machine, if any.
     pub restored: Option<SnapshotMetadata>,
+}
+
+/// What the transport tells a sender about its messages, as a real transport would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// An InstallSnapshot to `to` arrived (`ok`) or was lost.
+    Snapshot {
+        /// The receiver.
+        to: NodeId,
+        /// Whether it arrived.
+        ok: bool,
+    },
+    /// An Append to this peer was lost to a cut link or a dead receiver.
+    Unreachable(NodeId),
 }
 
 /// A simulated member.
@@ -58,8 +72,8 @@ pub struct SimNode {
     outstanding: Option<Ready>,
     /// Reads whose index is not applied yet.
     pending_reads: Vec<ReadState>,
-    /// Snapshot reports to hand to the core when it is next idle: (peer, success).
-    pub pending_reports: Vec<(NodeId, bool)>,
+    /// Transport reports to hand to the core when it is next idle.
+    pub pending_reports: Vec<Report>,
     /// Take a snapshot every this many applied entries (0: never).
     compact_every: u64,
     record_applied: bool,
@@ -115,16 +129,14 @@ impl SimNode {
             .unwrap_or_else(|| panic!("node {id} is down"))
     }
 
-    /// Role, or `None` when down.
-    pub fn role(&self) -> Option<Role> {
-        self.raw.as_ref().map(|r| r.role())
-    }
-
-    /// Hands pending snapshot reports to the core.
+    /// Hands pending transport reports to the core.
     pub fn flush_reports(&mut self) {
         let reports = std::mem::take(&mut self.pending_reports);
-        for (peer, ok) in reports {
-            self.raw().report_snapshot(peer, ok);
+        for report in reports {
+            match report {
+                Report::Snapshot { to, ok } => self.raw().report_snapshot(to, ok),
+                Report::Unreachable(to) => self.raw().report_unreachable(to),
+            }
         }
     }
 

@@ -17,9 +17,11 @@
 //! [check-quorum=false]`, `campaign N`, `propose N DATA`, `propose-conf-change N
 //! add-learner|add-voter|remove M`, `deliver` (what is in flight now), `stabilize` (until
 //! quiet), `tick N [verbose]` (N rounds of: tick every node, stabilize; prints state
-//! changes only, or every message with `verbose`),
-//! `partition A.. | B..`, `block A -> B`, `heal`, `crash N`, `restart N`, `compact N`,
-//! `read-index N CTX`, `transfer-leader N M`, `status`, `log`, `applied N`.
+//! changes only, or every message with `verbose`), `partition A.. | B..`, `block A -> B`
+//! (one way), `heal`, `crash N` (loses every unsynced write), `restart N`, `compact N`
+//! (snapshot at the applied index), `read-index N CTX`, `transfer-leader N M`, `status`,
+//! `log`, `applied N`. Event commands print each delivered message (`lost ...` when a cut
+//! link or a dead node ate it) and each change of role, applied batch and served read.
 //! The interpreter does no IO; `tests/golden.rs` reads and writes the files.
 
 use std::fmt::Write;
@@ -28,7 +30,7 @@ use bytes::Bytes;
 
 use super::cluster::{Cluster, ClusterConfig};
 use super::format;
-use crate::raft::{ConfChange, ConfChangeKind, NodeId, Role};
+use crate::raft::{ConfChange, ConfChangeKind, NodeId};
 
 /// One command of a script with its expected and actual output.
 #[derive(Clone, Debug)]
@@ -238,15 +240,10 @@ impl Runner {
                 out.push(format!("{}: {why}", node.id));
                 continue;
             };
-            let role = match raw.role() {
-                Role::Leader => "Leader",
-                Role::Candidate => "Candidate",
-                Role::PreCandidate => "PreCandidate",
-                Role::Follower => "Follower",
-            };
+            let role = raw.role();
             let lead = raw.leader().map_or("none".to_string(), |l| l.to_string());
             out.push(format!(
-                "{}: {role} term={} leader={lead} commit={} applied={} last={} {}",
+                "{}: {role:?} term={} leader={lead} commit={} applied={} last={} {}",
                 node.id,
                 raw.term(),
                 raw.commit(),

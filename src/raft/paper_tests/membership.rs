@@ -233,3 +233,28 @@ fn transfer_to_learner_is_ignored() {
     net.settle();
     assert_eq!(net.node(1).role(), Role::Leader);
 }
+
+#[test]
+fn learner_contact_does_not_satisfy_check_quorum() {
+    let mut net = Net::build(&[1, 2, 3], &[4], &pre_vote_and_check_quorum);
+    net.elect(1);
+    net.isolate(2);
+    net.isolate(3);
+    // Only 1 <-> 4 stays up: the learner answers every heartbeat, but it is no quorum.
+    for _ in 0..20 {
+        net.node(1).tick();
+        net.settle();
+    }
+    assert_eq!(net.node(1).role(), Role::Follower);
+}
+
+#[test]
+fn status_reports_progress_only_on_the_leader() {
+    let mut net = Net::build(&[1, 2], &[3], &|_| {});
+    net.elect(1);
+    let status = net.node(1).status();
+    assert_eq!(status.progress.len(), 3);
+    assert!(status.progress[&NodeId(3)].is_learner);
+    assert_eq!(status.progress[&NodeId(2)].match_index, status.last_index);
+    assert!(net.node(2).status().progress.is_empty());
+}

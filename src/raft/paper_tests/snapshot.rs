@@ -231,6 +231,29 @@ fn invalid_config_and_recovered_state_are_rejected() {
 }
 
 #[test]
+fn torn_tail_with_entries_above_the_hard_state_term_raises_the_term_without_a_vote() {
+    // The WAL kept entry 2 of term 3 but lost the hard state (term 3, vote 2) written after
+    // it: the node restarts in term 3 with no vote, so it may still vote in term 3 once.
+    let torn = RecoveredState {
+        hard_state: HardState {
+            term: Term(2),
+            vote: Some(NodeId(1)),
+            commit: Index(1),
+        },
+        entries: vec![entry(2, 1), entry(3, 2)],
+        conf_state: ConfState {
+            voters: [NodeId(1), NodeId(2), NodeId(3)].into_iter().collect(),
+            learners: Default::default(),
+        },
+        ..Default::default()
+    };
+    let n = RawNode::new(config(1), torn).unwrap();
+    assert_eq!(n.term(), Term(3));
+    assert_eq!(n.vote(), None);
+    assert_eq!(n.last_index(), Index(2));
+}
+
+#[test]
 fn message_to_another_node_is_an_error() {
     let mut n = new_node(1, &[1, 2], &[], &|_| {});
     let err = n.step(msg(MessageKind::Heartbeat, 2, 3, 1)).unwrap_err();

@@ -1,0 +1,35 @@
+//! The client-facing side of a member: etcd's gRPC services, the HTTP routes, the
+//! command line and the process lifecycle of the `raftkv` binary.
+//!
+//! - `kv`, `cluster`, `maintenance`, `pending` (Watch, Lease): tonic services that hand
+//!   requests to [`crate::server::EtcdServer`] and map its errors (`error`) to the exact
+//!   gRPC status etcd sends.
+//! - `grpc_health`: `grpc.health.v1`, serving while a leader is known.
+//! - [`http`]: `/health`, `/livez`, `/readyz`, `/version`, `/metrics`.
+//! - [`serve`]: one listener for gRPC and HTTP; the metrics listeners. `authority` repairs
+//!   the `:authority` grpc-go sends for `etcdctl --endpoints=http://...`.
+//! - [`config`], `flag_values`, `ignored_flags`: etcd's flags and `ETCD_*` variables.
+//! - [`logging`], [`run`]: what `src/bin/raftkv.rs` calls.
+//!
+//! This layer must not decide anything about requests: validation, consensus and storage
+//! semantics belong to the server, so every way in (gRPC, tests) meets the same rules.
+
+mod authority;
+mod cluster;
+pub mod config;
+mod error;
+mod flag_values;
+mod grpc_health;
+pub mod http;
+mod ignored_flags;
+mod kv;
+pub mod logging;
+mod maintenance;
+mod pending;
+pub mod run;
+
+pub mod serve;
+
+pub use config::{ConfigError, Settings};
+pub use error::unimplemented;
+pub use flag_values::{parse_go_duration, parse_initial_cluster, parse_listen_url, ListenUrl};

@@ -1,0 +1,322 @@
+//! Applying committed log entries to the store: one MVCC batch per `Ready`, entries at or
+//! below the store's applied index skipped (they are already in the store: an installed
+//! snapshot or a restart), membership changes always handed to Raft.
+//!
+//! Called only by the driver thread, with the store locked. Returns the per-proposal
+//! results; waking the waiting clients is the driver's job.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use prost::Message as _;
+
+use super::convert;
+use super::members;
+use super::shared::Applied;
+use super::transport::Transport;
+use super::{Metrics, ServerError};
+use crate::mvcc::{ApplyBatch, Backend, Store};
+use crate::proto::etcdserverpb as pb;
+use crate::proto::raftkvpb::{self, internal_request::Request};
+use crate::raft::{ConfChange, ConfChangeKind, Entry, EntryKind, NodeId, RawNode};
+
+/// What applying one group of entries produced.
+#[derive(Default)]
+pub struct ApplyOutcome {
+    /// (request id, entry data, result) for every applied proposal, in log order. The data
+    /// lets the driver check that a waiter's id really names this entry (ids of two
+    /// members could collide; the same bytes would get the same answer anyway).
+    pub results: Vec<(u64, bytes::Bytes, Result<Applied, ServerError>)>,
+    /// Whether member records changed (the shared view must be refreshed).
+    pub members_changed: bool,
+    /// Request ids of compactions with `physical` set: answered once the old revisions
+    /// are gone from the backend, not at the logical compaction.
+    pub physical_compactions: Vec<u64>,
+}
+
+/// Everything `apply_entries` works on besides the entries.
+pub struct ApplyContext<'a, B: Backend> {
+    /// The Raft node (for `apply_conf_change`).
+    pub raw: &'a mut RawNode,
+    /// The store, locked.
+    pub store: &'a mut Store<B>,
+    /// The driver's copy of the member records.
+    pub members: &'a mut BTreeMap<u64, pb::Member>,
+    /// Peer URL changes go here.
+    pub transport: &'a dyn Transport,
+    /// Backend commit latency goes here.
+    pub metrics: &'a Metrics,
+}
+
+/// Applies `entries` (committed, in log order) in one store batch.
+pub fn apply_entries<B: Backend>(
+    cx: ApplyContext<'_, B>,
+    entries: &[Entry],
+) -> Result<ApplyOutcome, ServerError> {
+    let mut out = ApplyOutcome::default();
+    let applied_before = cx.store.applied_index();
+    let Some(last) = entries.last().map(|e| e.index.0) else {
+        return Ok(out);
+    };
+    if last <= applied_before {
+        for e in entries.iter().filter(|e| e.kind == EntryKind::ConfChange) {
+            // Already in the store; Raft still needs to hear about it.
+            if let Some(cc) = decode_conf_change(e) {
+                cx.raw.apply_conf_change(&cc);
+            }
+        }
+        return Ok(out);
+    }
+    // No lease service yet: every lease is unknown.
+    let no_leases = |_: i64| false;
+    let mut batch = cx.store.begin_apply_with_leases(Some(&no_leases))?;
+    for e in entries {
+        let fresh = e.index.0 > applied_before;
+        match e.kind {
+            EntryKind::ConfChange => {
+                let Some(cc) = decode_conf_change(e) else {
+                    continue;
+                };
+                let cs = cx.raw.apply_conf_change(&cc);
+                if fresh {
+                    members::put_conf_state(&mut batch, &cs);
+                    apply_member_change(&mut batch, cx.members, cx.transport, &cc);
+                    out.members_changed = true;
+                }
+            }
+            EntryKind::Normal if fresh && !e.data.is_empty() => {
+                apply_normal(&mut batch, cx.members, e, &mut out);
+            }
+            EntryKind::Normal => {}
+        }
+    }
+    let started = Instant::now();
+    batch.commit(last)?;
+    cx.metrics
+        .backend_commit_duration
+        .observe(started.elapsed().as_secs_f64());
+    Ok(out)
+}
+
+fn decode_conf_change(e: &Entry) -> Option<ConfChange> {
+    match ConfChange::decode(&e.data) {
+        Ok(cc) => Some(cc),
+        Err(err) => {
+            tracing::error!(index = e.index.0, %err, "skipping undecodable conf change entry");
+            None
+        }
+    }
+}
+
+fn apply_member_change<B: Backend>(
+    batch: &mut ApplyBatch<'_, '_, B>,
+    members: &mut BTreeMap<u64, pb::Member>,
+    transport: &dyn Transport,
+    cc: &ConfChange,
+) {
+    let id = cc.node.0;
+    match cc.kind {
+        ConfChangeKind::AddVoter | ConfChangeKind::AddLearner => {
+            let ctx = raftkvpb::MemberContext::decode(cc.context.as_ref()).unwrap_or_default();
+            let m = members.entry(id).or_insert_with(|| pb::Member {
+                id,
+                ..Default::default()
+            });
+            if !ctx.peer_urls.is_empty() {
+                m.peer_ur_ls = ctx.peer_urls;
+            }
+            m.is_learner = cc.kind == ConfChangeKind::AddLearner;
+            members::put_member(batch, m);
+            transport.set_peer(NodeId(id), m.peer_ur_ls.clone());
+        }
+        ConfChangeKind::RemoveNode => {
+            members.remove(&id);
+            members::delete_member(batch, id);
+            transport.remove_peer(NodeId(id));
+        }
+    }
+}
+
+fn apply_normal<B: Backend>(
+    batch: &mut ApplyBatch<'_, '_, B>,
+    members: &mut BTreeMap<u64, pb::Member>,
+    e: &Entry,
+    out: &mut ApplyOutcome,
+) {
+    let req = match raftkvpb::InternalRequest::decode(e.data.as_ref()) {
+        Ok(req) => req,
+        Err(err) => {
+            tracing::error!(index = e.index.0, %err, "skipping undecodable log entry");
+            return;
+        }
+    };
+    let id = req.header.map_or(0, |h| h.id);
+    let result = match req.request {
+        Some(Request::Put(r)) => batch.put(&convert::put_request(&r)).map(Applied::Put),
+        Some(Request::DeleteRange(r)) => batch
+            .delete_range(&convert::delete_range_request(&r))
+            .map(Applied::DeleteRange),
+        Some(Request::Txn(r)) => convert::txn_request(&r)
+            .and_then(|t| batch.txn(&t))
+            .map(Applied::Txn),
+        Some(Request::Compaction(r)) => {
+            if r.physical {
+                out.physical_compactions.push(id);
+            }
+            batch
+                .compact(r.revision)
+                .map(|()| Applied::Compact(batch.current_revision()))
+        }
+        Some(Request::ClusterMemberAttrSet(a)) => {
+            if let Some(m) = members.get_mut(&a.member_id) {
+                m.name = a.name;
+                m.client_ur_ls = a.client_urls;
+                members::put_member(batch, m);
+                out.members_changed = true;
+            }
+            Ok(Applied::MemberAttr)
+        }
+        other => {
+            tracing::warn!(
+                index = e.index.0,
+                ?other,
+                "ignoring a request kind not served yet"
+            );
+            return;
+        }
+    };
+    out.results
+        .push((id, e.data.clone(), result.map_err(ServerError::from)));
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::mvcc::MemBackend;
+    use crate::proto::raftkvpb::RequestHeader;
+    use crate::raft::{ConfState, Config, HardState, Index, Message, RecoveredState, Term};
+
+    struct NoTransport;
+
+    impl Transport for NoTransport {
+        fn send(&self, _: Vec<Message>) {}
+        fn send_snapshot(&self, _: Message, _: Box<dyn std::io::Read + Send>) {}
+        fn set_peer(&self, _: NodeId, _: Vec<String>) {}
+        fn remove_peer(&self, _: NodeId) {}
+    }
+
+    fn put_entry(index: u64, id: u64, key: &str) -> Entry {
+        let req = raftkvpb::InternalRequest {
+            header: Some(RequestHeader {
+                id,
+                ..Default::default()
+            }),
+            request: Some(Request::Put(pb::PutRequest {
+                key: Bytes::from(key.to_string()),
+                value: Bytes::from_static(b"v"),
+                ..Default::default()
+            })),
+        };
+        Entry {
+            term: Term(1),
+            index: Index(index),
+            kind: EntryKind::Normal,
+            data: Bytes::from(req.encode_to_vec()),
+        }
+    }
+
+    fn add_voter_entry(index: u64, node: u64) -> Entry {
+        let cc = ConfChange {
+            kind: ConfChangeKind::AddVoter,
+            node: NodeId(node),
+            context: Bytes::from(
+                raftkvpb::MemberContext {
+                    id: node,
+                    peer_urls: vec!["http://n2:2380".into()],
+                    is_learner: false,
+                }
+                .encode_to_vec(),
+            ),
+        };
+        Entry {
+            term: Term(1),
+            index: Index(index),
+            kind: EntryKind::ConfChange,
+            data: cc.encode(),
+        }
+    }
+
+    #[test]
+    fn entries_the_store_holds_are_not_applied_again_but_conf_changes_reach_raft() {
+        // The log holds 1..=4; the store already applied 1..=3 (say from an image). Entry 3
+        // adds member 2. Re-delivering 2..=4 must write only entry 4 to the store, yet Raft
+        // must learn about member 2.
+        let entries = vec![
+            put_entry(1, 11, "a"),
+            put_entry(2, 12, "b"),
+            add_voter_entry(3, 2),
+            put_entry(4, 14, "c"),
+        ];
+        let mut store = Store::open(MemBackend::new()).unwrap();
+        let mut b = store.begin_apply().unwrap();
+        for key in ["a", "b"] {
+            b.put(&crate::mvcc::PutRequest {
+                key: key.into(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        b.commit(3).unwrap();
+        let revision_before = store.current_revision();
+        let mut raw = RawNode::new(
+            Config::new(NodeId(1)),
+            RecoveredState {
+                hard_state: HardState {
+                    term: Term(1),
+                    vote: None,
+                    commit: Index(4),
+                },
+                entries: entries.clone(),
+                conf_state: ConfState {
+                    voters: [NodeId(1)].into_iter().collect(),
+                    learners: Default::default(),
+                },
+                applied: Index(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut members = BTreeMap::new();
+        let metrics = Metrics::new();
+        let out = apply_entries(
+            ApplyContext {
+                raw: &mut raw,
+                store: &mut store,
+                members: &mut members,
+                transport: &NoTransport,
+                metrics: &metrics,
+            },
+            &entries[1..],
+        )
+        .unwrap();
+        assert_eq!(
+            store.current_revision(),
+            revision_before + 1,
+            "only entry 4 was written"
+        );
+        assert_eq!(store.applied_index(), 4);
+        let ids: Vec<u64> = out.results.iter().map(|(id, _, _)| *id).collect();
+        assert_eq!(ids, vec![14], "only entry 4 produced a result");
+        assert!(
+            raw.conf_state().voters.contains(&NodeId(2)),
+            "raft saw the conf change"
+        );
+        assert!(
+            members.is_empty(),
+            "the store already had the member records of entry 3"
+        );
+    }
+}

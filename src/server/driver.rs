@@ -1,0 +1,330 @@
+//! The driver thread: the only owner of the `RawNode`, the `Wal` and the store's write
+//! side. One loop: take in everything queued (proposals, reads, peer messages), tick the
+//! Raft clock, then carry out `Ready` batches (see `ready.rs`).
+//!
+//! Batching: all proposals taken in one iteration are appended by one `Ready` (one WAL
+//! write, one fsync) and applied in one MVCC batch; all readers queued in one iteration
+//! share one ReadIndex round. The driver never blocks on a client or a peer: replies go
+//! through oneshot channels, peer traffic through the non-blocking [`Transport`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prost::Message as _;
+
+use super::reads::ReadQueue;
+use super::shared::{Applied, ApplyWaiter, Input, Shared};
+use super::transport::Transport;
+use super::ServerError;
+use crate::proto::etcdserverpb as pb;
+use crate::proto::raftkvpb::{self, internal_request::Request};
+use crate::raft::{self, MessageKind, NodeId, RawNode};
+use crate::wal::{FsDisk, Wal};
+
+/// Inputs handled per iteration at most, so that a flood cannot starve Ready handling.
+const INPUTS_PER_ITERATION_MAX: usize = 4096;
+
+/// The driver's state; lives on its own thread.
+pub struct Driver {
+    pub(super) shared: Arc<Shared>,
+    pub(super) raw: RawNode,
+    pub(super) wal: Wal<FsDisk>,
+    pub(super) transport: Arc<dyn Transport>,
+    inputs: Receiver<Input>,
+    /// Proposals of this member waiting to be applied, by request id, with their data.
+    pub(super) waiters: HashMap<u64, (ApplyWaiter, Bytes)>,
+    /// Proposals Raft refused (no leader yet): retried once a leader is known.
+    stalled: Vec<(u64, Bytes)>,
+    pub(super) reads: ReadQueue,
+    /// The driver's copy of the member records (the shared view is refreshed from it).
+    pub(super) members: BTreeMap<u64, pb::Member>,
+    /// Physical compactions applied logically, answered when the backend has caught up.
+    pub(super) physical_waiters: Vec<(ApplyWaiter, Result<Applied, ServerError>)>,
+    /// Applied index at the last snapshot.
+    pub(super) last_snapshot_applied: u64,
+    /// Snapshot transfers that could not start; reported after `advance`.
+    pub(super) snapshot_failures: Vec<NodeId>,
+    tick: Duration,
+    next_tick: Instant,
+    last_sweep: Instant,
+    /// Whether this member's name and client URLs are in the member records.
+    pub(super) published: bool,
+    last_publish: Option<Instant>,
+}
+
+impl Driver {
+    /// A driver over recovered state.
+    pub fn new(
+        shared: Arc<Shared>,
+        raw: RawNode,
+        wal: Wal<FsDisk>,
+        transport: Arc<dyn Transport>,
+        inputs: Receiver<Input>,
+        members: BTreeMap<u64, pb::Member>,
+    ) -> Driver {
+        let tick = shared.cfg.heartbeat_interval.max(Duration::from_millis(1));
+        let last_snapshot_applied = raw.applied().0;
+        let mut d = Driver {
+            shared,
+            raw,
+            wal,
+            transport,
+            inputs,
+            waiters: HashMap::new(),
+            stalled: Vec::new(),
+            physical_waiters: Vec::new(),
+            reads: ReadQueue::default(),
+            members,
+            last_snapshot_applied,
+            snapshot_failures: Vec::new(),
+            tick,
+            next_tick: Instant::now() + tick,
+            last_sweep: Instant::now(),
+            published: false,
+            last_publish: None,
+        };
+        d.published = d.is_published();
+        let voters = d.raw.conf_state().voters;
+        if voters.len() == 1 && voters.contains(&d.raw.id()) {
+            // A single member need not wait an election timeout to lead.
+            d.raw.campaign();
+        }
+        d
+    }
+
+    /// Runs until stopped or until storage fails (then the member stops serving).
+    pub fn run(mut self) {
+        // Set even if the driver panics (a bug: an assert), so that handles answer
+        // `server stopped` instead of timing out forever.
+        let _stopped_on_exit = MarkStopped(self.shared.clone());
+        if let Err(e) = self.refresh_db_size().and_then(|()| self.run_loop()) {
+            tracing::error!(error = %e, "raft driver failed: this member stops");
+        }
+        self.shutdown();
+    }
+
+    fn run_loop(&mut self) -> Result<(), ServerError> {
+        loop {
+            if !self.collect_inputs()? {
+                return Ok(());
+            }
+            self.tick_if_due();
+            self.housekeeping()?;
+            if self.raw.has_ready() {
+                self.handle_ready()?;
+            }
+        }
+    }
+
+    /// Waits for the first input or the next tick, then takes whatever else is queued.
+    /// Returns false when asked to stop.
+    fn collect_inputs(&mut self) -> Result<bool, ServerError> {
+        let wait = self.next_tick.saturating_duration_since(Instant::now());
+        let wait = if self.raw.has_ready() {
+            Duration::ZERO
+        } else {
+            wait
+        };
+        let mut next = match self.inputs.recv_timeout(wait) {
+            Ok(input) => Some(input),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return Ok(false),
+        };
+        let mut taken = 0;
+        while let Some(input) = next.take() {
+            if !self.handle_input(input) {
+                return Ok(false);
+            }
+            taken += 1;
+            if taken < INPUTS_PER_ITERATION_MAX {
+                next = self.inputs.try_recv().ok();
+            }
+        }
+        Ok(true)
+    }
+
+    fn handle_input(&mut self, input: Input) -> bool {
+        match input {
+            Input::Propose { id, data, waiter } => {
+                if waiter.is_closed() {
+                    return true;
+                }
+                self.waiters.insert(id, (waiter, data.clone()));
+                if self.raw.propose(data.clone()).is_err() {
+                    self.stalled.push((id, data));
+                }
+            }
+            Input::Read { waiter } => self.reads.push(waiter),
+            Input::Step(m) => self.step(m, false),
+            Input::StepInstalled(m) => self.step(m, true),
+            Input::Unreachable(id) => self.raw.report_unreachable(id),
+            Input::SnapshotReport(id, ok) => self.raw.report_snapshot(id, ok),
+            Input::Stop => return false,
+        }
+        true
+    }
+
+    fn step(&mut self, m: raft::Message, image_installed: bool) {
+        if m.kind == MessageKind::InstallSnapshot && !image_installed {
+            let index = m.snapshot.as_ref().map_or(0, |s| s.metadata.index.0);
+            let applied = self.shared.store().map_or(0, |s| s.applied_index());
+            if index > applied {
+                tracing::warn!(
+                    from = m.from.0,
+                    index,
+                    "dropping an InstallSnapshot without its image"
+                );
+                return;
+            }
+        }
+        if let Err(e) = self.raw.step(m) {
+            tracing::debug!(error = %e, "dropped a peer message");
+        }
+    }
+
+    fn tick_if_due(&mut self) {
+        let now = Instant::now();
+        if now < self.next_tick {
+            return;
+        }
+        self.raw.tick();
+        self.next_tick += self.tick;
+        if self.next_tick < now {
+            // The loop fell behind (a long fsync): do not tick in a burst.
+            self.next_tick = now + self.tick;
+        }
+    }
+
+    /// Work that waits on a leader or a clock: stalled proposals, read rounds, publishing
+    /// this member's client URLs, forgetting abandoned waiters, physical compaction.
+    fn housekeeping(&mut self) -> Result<(), ServerError> {
+        let now = Instant::now();
+        if self.raw.leader().is_some() {
+            self.retry_stalled();
+            let election = self.shared.cfg.election_timeout;
+            self.reads.requeue_stale(now, election);
+            if let Some(ctx) = self.reads.start_round(now) {
+                self.raw.read_index(ctx);
+            }
+            self.maybe_publish(now);
+        }
+        if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
+            self.last_sweep = now;
+            self.waiters.retain(|_, (w, _)| !w.is_closed());
+            let waiters = &self.waiters;
+            self.stalled.retain(|(id, _)| waiters.contains_key(id));
+            self.refresh_db_size()?;
+        }
+        self.compact_physically()
+    }
+
+    /// One step of physical compaction (bounded work, so the loop stays responsive);
+    /// answers `physical` compactions once nothing is left to remove.
+    fn compact_physically(&mut self) -> Result<(), ServerError> {
+        let mut store = self.shared.store()?;
+        if store.compaction_pending() {
+            store.compact_step()?;
+        }
+        if !store.compaction_pending() {
+            for (waiter, result) in self.physical_waiters.drain(..) {
+                let _ = waiter.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    /// Mirrors the backend size into the metrics and the quota check.
+    fn refresh_db_size(&mut self) -> Result<(), ServerError> {
+        let size = self.shared.store()?.db_size()?;
+        let m = &self.shared.metrics;
+        m.db_total_size.set(size.db_size_bytes as i64);
+        m.db_total_size_in_use.set(size.db_size_in_use_bytes as i64);
+        self.shared
+            .db_size_bytes
+            .store(size.db_size_bytes, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn retry_stalled(&mut self) {
+        for (id, data) in std::mem::take(&mut self.stalled) {
+            if !self.waiters.contains_key(&id) {
+                continue;
+            }
+            if self.raw.propose(data.clone()).is_err() {
+                self.stalled.push((id, data));
+            }
+        }
+    }
+
+    pub(super) fn is_published(&self) -> bool {
+        let cfg = &self.shared.cfg;
+        self.members
+            .get(&self.shared.member_id)
+            .is_some_and(|m| m.name == cfg.name && m.client_ur_ls == cfg.advertise_client_urls)
+    }
+
+    /// Proposes this member's name and client URLs until they are applied (etcd's
+    /// ClusterMemberAttrSet after start), at most once per two election timeouts.
+    fn maybe_publish(&mut self, now: Instant) {
+        let every = 2 * self.shared.cfg.election_timeout;
+        if self.published
+            || self
+                .last_publish
+                .is_some_and(|t| now.duration_since(t) < every)
+        {
+            return;
+        }
+        self.last_publish = Some(now);
+        let cfg = &self.shared.cfg;
+        let req = raftkvpb::InternalRequest {
+            header: Some(raftkvpb::RequestHeader::default()),
+            request: Some(Request::ClusterMemberAttrSet(
+                raftkvpb::ClusterMemberAttrSetRequest {
+                    member_id: self.shared.member_id,
+                    name: cfg.name.clone(),
+                    client_urls: cfg.advertise_client_urls.clone(),
+                },
+            )),
+        };
+        let _ = self.raw.propose(Bytes::from(req.encode_to_vec()));
+    }
+
+    /// Makes what was written durable, fails the waiting requests (their receivers see
+    /// the channel close: `Stopped`) and releases the store.
+    fn shutdown(&mut self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        self.waiters.clear();
+        self.stalled.clear();
+        self.reads = ReadQueue::default();
+        if let Err(e) = self.wal.sync() {
+            tracing::error!(error = %e, "syncing the WAL at stop failed");
+        }
+        let mut guard = self
+            .shared
+            .store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(store) = guard.as_ref() {
+            if let Err(e) = store.sync_durable() {
+                tracing::error!(error = %e, "syncing the store at stop failed");
+            }
+        }
+        *guard = None;
+    }
+}
+
+/// Marks the server stopped and leaderless when dropped (at the driver thread's exit).
+struct MarkStopped(Arc<Shared>);
+
+impl Drop for MarkStopped {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::SeqCst);
+        self.0.leader.store(0, Ordering::SeqCst);
+        self.0.metrics.has_leader.set(0);
+        self.0.metrics.is_leader.set(0);
+    }
+}

@@ -1,0 +1,101 @@
+//! [`ServerError`]: everything a client request or the server's start can fail with, with
+//! etcd's exact gRPC code and message so the API layer can map it 1:1.
+//!
+//! Bugs are not errors here: the driver asserts. A WAL or backend failure in the driver
+//! stops the member (it answers [`ServerError::Stopped`] afterwards) rather than serving
+//! state it cannot trust.
+
+use thiserror::Error;
+
+use crate::mvcc::{GrpcCode, MvccError};
+
+/// Errors callers of [`super::EtcdServer`] can see.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// No leader has been known for an election timeout (Unavailable).
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    /// The request was not applied in time (Unavailable). It may still be applied later.
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// The leader changed while a request or read was in flight (Unavailable).
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+    /// Too many committed entries wait to be applied (ResourceExhausted).
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
+    /// The server is stopped or stopping (Unavailable).
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// The encoded request exceeds `max_request_bytes` (InvalidArgument).
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    /// The backend has reached `quota_backend_bytes` (ResourceExhausted).
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    /// The store refused the request, with etcd's message verbatim.
+    #[error("{0}")]
+    Mvcc(#[from] MvccError),
+    /// The configuration or the data dir does not allow starting (start only).
+    #[error("raftkv: bad configuration: {0}")]
+    Config(String),
+    /// The WAL, the store or the data dir failed an IO operation or is corrupt (Internal).
+    #[error("raftkv: storage failure: {0}")]
+    Storage(String),
+    /// A peer sent a snapshot image that does not verify, or from another cluster.
+    #[error("raftkv: invalid snapshot: {0}")]
+    InvalidSnapshot(String),
+}
+
+impl ServerError {
+    /// The gRPC status code etcd answers this error with.
+    pub fn code(&self) -> tonic::Code {
+        use ServerError::*;
+        match self {
+            NoLeader | Timeout | LeaderChanged | Stopped => tonic::Code::Unavailable,
+            TooManyRequests | NoSpace => tonic::Code::ResourceExhausted,
+            RequestTooLarge | Config(_) => tonic::Code::InvalidArgument,
+            Storage(_) => tonic::Code::Internal,
+            InvalidSnapshot(_) => tonic::Code::DataLoss,
+            Mvcc(e) => match e.grpc_code() {
+                GrpcCode::InvalidArgument => tonic::Code::InvalidArgument,
+                GrpcCode::NotFound => tonic::Code::NotFound,
+                GrpcCode::OutOfRange => tonic::Code::OutOfRange,
+                GrpcCode::Internal => tonic::Code::Internal,
+                GrpcCode::DataLoss => tonic::Code::DataLoss,
+            },
+        }
+    }
+
+    /// The status message etcd sends (e.g. `"etcdserver: no leader"`).
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl From<crate::wal::WalError> for ServerError {
+    fn from(e: crate::wal::WalError) -> Self {
+        ServerError::Storage(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_messages_are_etcds() {
+        assert_eq!(ServerError::NoLeader.code(), tonic::Code::Unavailable);
+        assert_eq!(ServerError::NoLeader.message(), "etcdserver: no leader");
+        assert_eq!(
+            ServerError::TooManyRequests.code(),
+            tonic::Code::ResourceExhausted
+        );
+        let e = ServerError::from(MvccError::Compacted);
+        assert_eq!(e.code(), tonic::Code::OutOfRange);
+        assert_eq!(
+            e.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The cluster's identity and membership records, kept as MVCC app meta so that they are
+//! written atomically with the applied index, survive restarts, and ship inside snapshots.
+//!
+//! Records (all under the `cluster/` prefix of the store's app meta):
+//! - `cluster/id`: the cluster id, 8 bytes big-endian;
+//! - `cluster/conf_state`: the Raft membership as of the applied index (`raftkvpb::ConfState`);
+//! - `cluster/member/<id, 8 bytes BE>`: one `etcdserverpb::Member` per member.
+//!
+//! Bootstrap writes them once from `--initial-cluster`; the apply loop updates them from
+//! ConfChange and ClusterMemberAttrSet entries. Nothing here talks to Raft or the network.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use prost::Message as _;
+
+use super::{cluster_id, member_id, ServerConfig, ServerError};
+use crate::mvcc::{ApplyBatch, Backend, Store};
+use crate::proto::etcdserverpb as pb;
+use crate::proto::raftkvpb;
+use crate::raft::{ConfState, NodeId};
+
+const CLUSTER_ID_KEY: &[u8] = b"cluster/id";
+const CONF_STATE_KEY: &[u8] = b"cluster/conf_state";
+const MEMBER_PREFIX: &[u8] = b"cluster/member/";
+
+/// What the store says about the cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterMeta {
+    /// The cluster id.
+    pub cluster_id: u64,
+    /// Raft membership as of the store's applied index.
+    pub conf_state: ConfState,
+    /// Member records by id.
+    pub members: BTreeMap<u64, pb::Member>,
+}
+
+fn corrupt(what: &str) -> ServerError {
+    ServerError::Storage(format!("corrupt cluster record {what}"))
+}
+
+/// Reads the cluster records; `None` for a store that was never bootstrapped.
+pub fn load<B: Backend>(store: &Store<B>) -> Result<Option<ClusterMeta>, ServerError> {
+    let Some(raw_id) = store.app_meta(CLUSTER_ID_KEY)? else {
+        return Ok(None);
+    };
+    let id_bytes: [u8; 8] = raw_id.as_slice().try_into().map_err(|_| corrupt("id"))?;
+    let cs_bytes = store.app_meta(CONF_STATE_KEY)?.unwrap_or_default();
+    let cs = raftkvpb::ConfState::decode(cs_bytes.as_slice()).map_err(|_| corrupt("conf"))?;
+    let mut members = BTreeMap::new();
+    for (_, value) in store.app_meta_scan(MEMBER_PREFIX)? {
+        let m = pb::Member::decode(value.as_slice()).map_err(|_| corrupt("member"))?;
+        members.insert(m.id, m);
+    }
+    Ok(Some(ClusterMeta {
+        cluster_id: u64::from_be_bytes(id_bytes),
+        conf_state: ConfState {
+            voters: cs.voters.into_iter().map(NodeId).collect(),
+            learners: cs.learners.into_iter().map(NodeId).collect(),
+        },
+        members,
+    }))
+}
+
+/// Writes one member record into `batch`.
+pub fn put_member<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, m: &pb::Member) {
+    let mut key = MEMBER_PREFIX.to_vec();
+    key.extend_from_slice(&m.id.to_be_bytes());
+    batch.put_app_meta(&key, m.encode_to_vec());
+}
+
+/// Deletes one member record in `batch`.
+pub fn delete_member<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, id: u64) {
+    let mut key = MEMBER_PREFIX.to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    batch.delete_app_meta(&key);
+}
+
+/// Writes the Raft membership into `batch`.
+pub fn put_conf_state<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, cs: &ConfState) {
+    let pb_cs = raftkvpb::ConfState {
+        voters: cs.voters.iter().map(|n| n.0).collect(),
+        learners: cs.learners.iter().map(|n| n.0).collect(),
+    };
+    batch.put_app_meta(CONF_STATE_KEY, pb_cs.encode_to_vec());
+}
+
+/// The cluster `cfg.initial_cluster` describes (ids derived from URLs and token).
+pub fn initial(cfg: &ServerConfig) -> Result<ClusterMeta, ServerError> {
+    if !cfg
+        .initial_cluster
+        .iter()
+        .any(|(name, _)| *name == cfg.name)
+    {
+        return Err(ServerError::Config(format!(
+            "member {:?} is not in --initial-cluster",
+            cfg.name
+        )));
+    }
+    let mut members = BTreeMap::new();
+    for (name, urls) in &cfg.initial_cluster {
+        let id = member_id(urls, &cfg.initial_cluster_token);
+        let m = pb::Member {
+            id,
+            name: name.clone(),
+            peer_ur_ls: urls.clone(),
+            client_ur_ls: Vec::new(),
+            is_learner: false,
+        };
+        if members.insert(id, m).is_some() {
+            return Err(ServerError::Config(format!(
+                "duplicate peer URLs for {name:?}"
+            )));
+        }
+    }
+    let ids: Vec<u64> = members.keys().copied().collect();
+    Ok(ClusterMeta {
+        cluster_id: cluster_id(&ids),
+        conf_state: ConfState {
+            voters: ids.iter().copied().map(NodeId).collect(),
+            learners: BTreeSet::new(),
+        },
+        members,
+    })
+}
+
+/// Writes `meta` into a fresh store (applied index 0) and makes it durable.
+pub fn bootstrap<B: Backend>(store: &mut Store<B>, meta: &ClusterMeta) -> Result<(), ServerError> {
+    let mut batch = store.begin_apply()?;
+    batch.put_app_meta(CLUSTER_ID_KEY, meta.cluster_id.to_be_bytes().to_vec());
+    put_conf_state(&mut batch, &meta.conf_state);
+    for m in meta.members.values() {
+        put_member(&mut batch, m);
+    }
+    batch.commit(0)?;
+    store.sync_durable()?;
+    Ok(())
+}
+
+/// Finds this member's id: by name among the records, else by the id its configured peer
+/// URLs give.
+pub fn local_id(cfg: &ServerConfig, meta: &ClusterMeta) -> Result<u64, ServerError> {
+    if let Some(m) = meta.members.values().find(|m| m.name == cfg.name) {
+        return Ok(m.id);
+    }
+    let id = member_id(&cfg.advertise_peer_urls, &cfg.initial_cluster_token);
+    if meta.members.contains_key(&id) {
+        return Ok(id);
+    }
+    Err(ServerError::Config(format!(
+        "member {:?} is not a member of the cluster in {}",
+        cfg.name,
+        cfg.data_dir.display()
+    )))
+}

@@ -1,0 +1,205 @@
+//! The state the driver thread shares with [`super::EtcdServer`] handles and the inbox:
+//! the store (behind a mutex), the membership view, the Raft status mirrored into atomics,
+//! and the driver's bounded input queue.
+//!
+//! Lock order: never hold two of `store`, `members`, `leaderless_since` at once; none is
+//! ever held across an `.await` or while sending into `inputs`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::{Metrics, ServerConfig, ServerError};
+use crate::mvcc::{self, SledBackend, Store};
+use crate::proto::etcdserverpb as pb;
+use crate::raft::{Message, NodeId};
+
+/// The store type the server runs on.
+pub type KvStore = Store<SledBackend>;
+
+/// How many inputs may wait for the driver before proposals are refused with
+/// `too many requests` and peer messages are dropped.
+pub const INPUT_QUEUE_LEN: usize = 8192;
+
+/// etcd's default backend quota (`--quota-backend-bytes 0`): 2 GiB.
+pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 << 30;
+
+/// The committed-but-unapplied gap above which proposals are refused (etcd's 5000).
+pub const APPLY_GAP_MAX: u64 = 5000;
+
+/// The outcome of applying one proposal, sent to the member that proposed it.
+#[derive(Debug)]
+pub enum Applied {
+    /// A Put's response.
+    Put(mvcc::PutResponse),
+    /// A DeleteRange's response.
+    DeleteRange(mvcc::DeleteRangeResponse),
+    /// A Txn's response.
+    Txn(mvcc::TxnResponse),
+    /// A compaction; the store revision after it.
+    Compact(i64),
+    /// A member attribute update (publishing client URLs).
+    MemberAttr,
+}
+
+/// Where the result of a proposal goes.
+pub type ApplyWaiter = oneshot::Sender<Result<Applied, ServerError>>;
+
+/// Everything the driver thread takes in, in arrival order.
+pub enum Input {
+    /// Propose an encoded `InternalRequest` whose header id is `id`.
+    Propose {
+        id: u64,
+        data: Bytes,
+        waiter: ApplyWaiter,
+    },
+    /// Join the next ReadIndex round; answered once applied up to its read index.
+    Read {
+        waiter: oneshot::Sender<Result<(), ServerError>>,
+    },
+    /// A message from a peer.
+    Step(Message),
+    /// An InstallSnapshot whose image the inbox has already installed into the store.
+    StepInstalled(Message),
+    /// The transport could not reach a peer.
+    Unreachable(NodeId),
+    /// A snapshot transfer to a peer finished.
+    SnapshotReport(NodeId, bool),
+    /// Stop the driver (sent by `EtcdServer::stop`).
+    Stop,
+}
+
+/// Shared between the driver, the handles and the inbox.
+pub struct Shared {
+    /// The configuration the server started with.
+    pub cfg: ServerConfig,
+    /// The cluster id.
+    pub cluster_id: u64,
+    /// This member's id.
+    pub member_id: u64,
+    /// The store; `None` once stopped. The driver writes it, handles read it.
+    pub store: Mutex<Option<KvStore>>,
+    /// Member records by id (refreshed by the driver after membership changes).
+    pub members: RwLock<BTreeMap<u64, pb::Member>>,
+    /// The driver's input queue.
+    pub inputs: SyncSender<Input>,
+    /// Raft term, as of the driver's last Ready.
+    pub term: AtomicU64,
+    /// Known leader (0 = none).
+    pub leader: AtomicU64,
+    /// Raft commit index.
+    pub commit: AtomicU64,
+    /// Applied index.
+    pub applied: AtomicU64,
+    /// When the leader was last lost (or the server started); `None` while one is known.
+    pub leaderless_since: Mutex<Option<Instant>>,
+    /// Whether this member is a learner.
+    pub is_learner: AtomicBool,
+    /// Set once the driver has stopped.
+    pub stopped: AtomicBool,
+    /// Backend size as last measured by the driver (about once a second).
+    pub db_size_bytes: AtomicU64,
+    /// The next proposal id.
+    pub next_request_id: AtomicU64,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    /// Locks the store, or `Stopped` after the driver has released it.
+    pub fn store(&self) -> Result<StoreGuard<'_>, ServerError> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(ServerError::Stopped);
+        }
+        // A panic while holding the lock stops the driver (see `driver::MarkStopped`);
+        // the flag above answers from then on, so the poison itself carries no news.
+        let guard = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            return Err(ServerError::Stopped);
+        }
+        Ok(StoreGuard(guard))
+    }
+
+    /// How long to wait for a proposal or read (etcd: 5 s + 2 election timeouts).
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(5) + 2 * self.cfg.election_timeout
+    }
+
+    /// The known leader, if any.
+    pub fn leader(&self) -> Option<u64> {
+        Some(self.leader.load(Ordering::SeqCst)).filter(|&l| l != 0)
+    }
+
+    /// A response header at `revision`.
+    pub fn header(&self, revision: i64) -> pb::ResponseHeader {
+        pb::ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision,
+            raft_term: self.term.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Refuses new work fast: stopped, no leader for an election timeout, or too far
+    /// behind on applying.
+    pub fn check_accepting(&self) -> Result<(), ServerError> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(ServerError::Stopped);
+        }
+        let since = *self.leaderless_since.lock().expect("leader lock poisoned");
+        if since.is_some_and(|t| t.elapsed() >= self.cfg.election_timeout) {
+            return Err(ServerError::NoLeader);
+        }
+        let commit = self.commit.load(Ordering::SeqCst);
+        let applied = self.applied.load(Ordering::SeqCst);
+        if commit.saturating_sub(applied) > APPLY_GAP_MAX {
+            return Err(ServerError::TooManyRequests);
+        }
+        Ok(())
+    }
+
+    /// Refuses writes that could grow the backend once it has reached the quota (etcd
+    /// raises the NOSPACE alarm then; deletes and compactions stay allowed).
+    pub fn check_quota(&self) -> Result<(), ServerError> {
+        let quota = match self.cfg.quota_backend_bytes {
+            0 => QUOTA_BACKEND_BYTES_DEFAULT,
+            q => q,
+        };
+        if self.db_size_bytes.load(Ordering::SeqCst) >= quota {
+            return Err(ServerError::NoSpace);
+        }
+        Ok(())
+    }
+
+    /// The error for a wait that ran out of time.
+    pub fn timeout_error(&self) -> ServerError {
+        if self.stopped.load(Ordering::SeqCst) {
+            ServerError::Stopped
+        } else if self.leader().is_none() {
+            ServerError::NoLeader
+        } else {
+            ServerError::Timeout
+        }
+    }
+}
+
+/// A locked, running store.
+pub struct StoreGuard<'a>(MutexGuard<'a, Option<KvStore>>);
+
+impl std::ops::Deref for StoreGuard<'_> {
+    type Target = KvStore;
+    fn deref(&self) -> &KvStore {
+        self.0.as_ref().expect("checked when locked")
+    }
+}
+
+impl std::ops::DerefMut for StoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut KvStore {
+        self.0.as_mut().expect("checked when locked")
+    }
+}

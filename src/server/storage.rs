@@ -1,0 +1,114 @@
+//! Opening a member's data dir: the layout, bootstrap of a new member, and recovery of
+//! the Raft node from the WAL on top of the store's applied index.
+//!
+//! Layout: `<data-dir>/member/wal/` (the [`Wal`] over [`FsDisk`]) and
+//! `<data-dir>/member/snap/db/` (the sled-backed MVCC store). Membership comes from the
+//! store once bootstrapped: `--initial-cluster` is read only for a fresh data dir (as etcd).
+//! Called once by `EtcdServer::start`; never touches the network.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::members::{self, ClusterMeta};
+use super::shared::KvStore;
+use super::{ServerConfig, ServerError};
+use crate::mvcc::{SledBackend, SledConfig, Store};
+use crate::raft::{Config, Index, NodeId, RawNode, Snapshot};
+use crate::wal::{FsDisk, Wal, WalOptions};
+
+/// Everything recovered from the data dir, ready for the driver.
+pub struct Opened {
+    /// The WAL, positioned to append.
+    pub wal: Wal<FsDisk>,
+    /// The store.
+    pub store: KvStore,
+    /// The Raft node, restarted from the WAL.
+    pub raw: RawNode,
+    /// Cluster id and membership.
+    pub meta: ClusterMeta,
+    /// This member's id.
+    pub member_id: u64,
+}
+
+/// The WAL directory of `data_dir`.
+pub fn wal_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("member").join("wal")
+}
+
+/// The store directory of `data_dir`.
+pub fn db_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("member").join("snap").join("db")
+}
+
+fn io_err(what: &str, e: impl std::fmt::Display) -> ServerError {
+    ServerError::Storage(format!("{what}: {e}"))
+}
+
+/// Opens (or creates) the data dir of `cfg` and restarts the Raft node.
+pub fn open(cfg: &ServerConfig) -> Result<Opened, ServerError> {
+    let backend = SledBackend::open(&db_dir(&cfg.data_dir), SledConfig::default())
+        .map_err(|e| io_err("opening the store", e))?;
+    let mut store = Store::open(backend)?;
+    let (wal, recovered) = Wal::open(FsDisk, wal_dir(&cfg.data_dir), WalOptions::default())?;
+    let meta = match members::load(&store)? {
+        Some(meta) => meta,
+        None => {
+            let meta = members::initial(cfg)?;
+            members::bootstrap(&mut store, &meta)?;
+            meta
+        }
+    };
+    let member_id = members::local_id(cfg, &meta)?;
+    let snapshot = recovered.snapshot.clone();
+    let store_applied = store.applied_index();
+    if store_applied < snapshot.index.0 {
+        return Err(ServerError::Storage(format!(
+            "store applied index {store_applied} is below the WAL snapshot at {}",
+            snapshot.index
+        )));
+    }
+    // The store may be ahead of what the WAL says is committed (an installed snapshot, an
+    // unsynced hard state): Raft restarts from what the log can back, and the apply loop
+    // skips entries the store already holds.
+    let log_commit = recovered.hard_state.commit.max(snapshot.index);
+    let applied = Index(store_applied.min(log_commit.0));
+    let state = recovered.into_raft_state(meta.conf_state.clone(), applied);
+    let mut raw = RawNode::new(raft_config(cfg, member_id)?, state)
+        .map_err(|e| ServerError::Storage(format!("recovering raft state: {e}")))?;
+    if snapshot.index.0 > 0 {
+        // The core keeps only metadata across a restart; a leader needs the snapshot
+        // itself to catch followers up (the image is the store, read when sending).
+        raw.compact(Snapshot {
+            metadata: snapshot,
+            data: Default::default(),
+        });
+    }
+    Ok(Opened {
+        wal,
+        store,
+        raw,
+        meta,
+        member_id,
+    })
+}
+
+/// The Raft core's configuration: one tick per heartbeat interval.
+fn raft_config(cfg: &ServerConfig, member_id: u64) -> Result<Config, ServerError> {
+    let hb = cfg.heartbeat_interval.as_millis().max(1);
+    let election_ticks = (cfg.election_timeout.as_millis() / hb) as u32;
+    if election_ticks < 2 {
+        return Err(ServerError::Config(format!(
+            "--election-timeout ({} ms) must be at least twice --heartbeat-interval ({hb} ms)",
+            cfg.election_timeout.as_millis()
+        )));
+    }
+    let mut c = Config::new(NodeId(member_id));
+    c.election_timeout_ticks = election_ticks;
+    c.heartbeat_interval_ticks = 1;
+    // Different timeouts after every restart, so two members never keep colliding.
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    c.seed = member_id ^ nanos;
+    Ok(c)
+}
