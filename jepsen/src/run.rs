@@ -149,11 +149,26 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<RunOutcome> {
     };
     report::write(&dir, &history, &recorder.events(), &verdict, &summary)?;
     drop(cluster);
+    if verdict.valid {
+        remove_data_dirs(&dir)?;
+    }
     Ok(RunOutcome {
         dir,
         verdict,
         summary,
     })
+}
+
+/// Member data dirs are hundreds of MB (preallocated WAL files): a valid run keeps only its
+/// history, logs and report; an invalid one keeps everything for the post-mortem.
+fn remove_data_dirs(dir: &std::path::Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() && path.extension().is_some_and(|e| e == "data") {
+            std::fs::remove_dir_all(&path)?;
+        }
+    }
+    Ok(())
 }
 
 fn run_dir(options: &RunOptions) -> anyhow::Result<PathBuf> {
