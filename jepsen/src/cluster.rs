@@ -44,6 +44,7 @@ pub struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
     token: String,
+    server_args: Vec<String>,
     members: Vec<Member>,
 }
 
@@ -71,8 +72,16 @@ impl Cluster {
             bin: bin.to_path_buf(),
             dir: dir.to_path_buf(),
             token: token.into(),
+            server_args: Vec::new(),
             members,
         }
+    }
+
+    /// Extra arguments appended to every member's command line (e.g. raftkv's hidden
+    /// fault-injection switch `--unsafe-test-stale-reads`, used to check the checker).
+    pub fn with_server_args(mut self, args: &[String]) -> Cluster {
+        self.server_args = args.to_vec();
+        self
     }
 
     /// How many members.
@@ -145,6 +154,7 @@ impl Cluster {
             .arg(format!("--initial-cluster={initial_cluster}"))
             .arg("--initial-cluster-state=new")
             .arg(format!("--initial-cluster-token={}", self.token))
+            .args(&self.server_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

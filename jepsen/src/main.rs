@@ -51,6 +51,9 @@ struct Args {
     /// Where run folders go.
     #[arg(long, default_value = "jepsen/runs")]
     runs_dir: PathBuf,
+    /// An extra argument for every member, repeatable: `--server-arg=--unsafe-test-stale-reads`.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
 }
 
 /// `60s`, `2m`, `500ms`, or bare seconds.
@@ -113,6 +116,7 @@ fn options(args: Args) -> anyhow::Result<RunOptions> {
         workload,
         seed,
         runs_dir: args.runs_dir,
+        server_args: args.server_args,
     })
 }
 

@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub seed: u64,
     /// Where run folders go (`<runs_dir>/<timestamp>-<seed>/`).
     pub runs_dir: PathBuf,
+    /// Extra arguments for every member (`--server-arg`, repeatable).
+    pub server_args: Vec<String>,
 }
 
 /// The facts of a run besides the verdict (`run.json`).
@@ -46,6 +48,8 @@ pub struct RunOptions {
 pub struct Summary {
     /// The binary tested.
     pub bin: String,
+    /// Extra server arguments (a planted fault shows here).
+    pub server_args: Vec<String>,
     /// Cluster size.
     pub nodes: usize,
     /// Workload name.
@@ -86,7 +90,8 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<RunOutcome> {
     }
     let net = Arc::new(net);
     let token = format!("jepsen-{}", options.seed);
-    let mut cluster = Cluster::new(&options.bin, options.nodes, &dir, &net, &token);
+    let mut cluster = Cluster::new(&options.bin, options.nodes, &dir, &net, &token)
+        .with_server_args(&options.server_args);
     cluster.start_all()?;
     let urls = cluster.client_urls();
     let cluster = Arc::new(Mutex::new(cluster));
@@ -135,6 +140,7 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<RunOutcome> {
     };
     let summary = Summary {
         bin: options.bin.display().to_string(),
+        server_args: options.server_args.clone(),
         nodes: options.nodes,
         workload: format!("{:?}", options.workload.kind).to_lowercase(),
         nemesis: options

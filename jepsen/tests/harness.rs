@@ -86,6 +86,7 @@ fn register_campaign_under_kill_pause_partition_is_linearizable() {
         },
         seed,
         runs_dir: std::env::temp_dir().join("jepsen-harness"),
+        server_args: Vec::new(),
     };
     eprintln!(
         "harness: binary {}, seed {seed} (replay with SEED={seed})",
