@@ -187,3 +187,26 @@ fn flags_that_are_not_etcds_are_errors() {
         Err(ConfigError::Clap(_))
     ));
 }
+
+#[test]
+fn the_stale_reads_fault_switch_is_off_by_default_and_hidden_from_help() {
+    assert!(!parse(&[]).unwrap().server.unsafe_test_stale_reads);
+    assert!(
+        parse(&["--unsafe-test-stale-reads"])
+            .unwrap()
+            .server
+            .unsafe_test_stale_reads
+    );
+    let help = match parse(&["--help"]) {
+        Err(ConfigError::Clap(e)) => e.to_string(),
+        other => panic!("--help should end in clap's help text, got {other:?}"),
+    };
+    assert!(
+        help.contains("--snapshot-count"),
+        "not the help text: {help}"
+    );
+    assert!(
+        !help.contains("unsafe"),
+        "the fault switch shows in --help: {help}"
+    );
+}

@@ -108,6 +108,9 @@ struct Flags {
     /// How long to wait for a ping's answer before closing the connection.
     #[arg(long, env = "ETCD_GRPC_KEEPALIVE_TIMEOUT", default_value = "20s")]
     grpc_keepalive_timeout: String,
+    /// Fault injection for the jepsen harness's self-test: linearizable reads skip ReadIndex.
+    #[arg(long, hide = true)]
+    unsafe_test_stale_reads: bool,
 }
 
 /// Everything the binary needs to start one member.
@@ -271,6 +274,7 @@ fn settings_from(f: Flags, mut warnings: Vec<String>) -> Result<Settings, Config
         max_request_bytes: f.max_request_bytes,
         max_txn_ops: f.max_txn_ops,
         quota_backend_bytes: f.quota_backend_bytes,
+        unsafe_test_stale_reads: f.unsafe_test_stale_reads,
     };
     Ok(Settings {
         server,

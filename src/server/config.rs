@@ -47,6 +47,11 @@ pub struct ServerConfig {
     pub max_txn_ops: usize,
     /// Backend size quota (`--quota-backend-bytes`, 0 = the 2 GiB default).
     pub quota_backend_bytes: u64,
+    /// FAULT INJECTION, for the jepsen harness's self-test only (hidden flag
+    /// `--unsafe-test-stale-reads`, default false): serve linearizable reads from local state
+    /// without a ReadIndex round, exactly like serializable reads. Breaks linearizability on
+    /// purpose; never set it outside that test.
+    pub unsafe_test_stale_reads: bool,
 }
 
 impl ServerConfig {
@@ -68,6 +73,7 @@ impl ServerConfig {
             max_request_bytes: 1536 * 1024,
             max_txn_ops: 128,
             quota_backend_bytes: 0,
+            unsafe_test_stale_reads: false,
         }
     }
 }
