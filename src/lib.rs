@@ -5,10 +5,12 @@
 //! - [`wal`]: the durable Raft log on disk;
 //! - [`mvcc`]: the multi-version revisioned key-value store the Raft log drives;
 //! - [`proto`]: generated protobuf and gRPC code (etcd's API, the peer protocol).
+//! - [`ctl`]: the `raftkvctl` tool (client side only: it speaks the public gRPC API).
 //!
 //! `raft` and `mvcc` know nothing of each other; the server layer joins them.
 
 pub mod api;
+pub mod ctl;
 pub mod mvcc;
 pub mod peer;
 pub mod proto;

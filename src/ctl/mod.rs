@@ -1,0 +1,65 @@
+//! `raftkvctl`: the command-line companion of the `raftkv` server.
+//!
+//! - `put`, `get`, `del`, `status` talk to any etcd-v3-compatible endpoint (raftkv or etcd);
+//! - `cluster start N` runs a local N-member cluster in the foreground, for students;
+//! - `bench put|range|txn|watch` measures throughput and latency percentiles.
+//!
+//! This module only uses the public gRPC API (`crate::proto` clients): it must never reach
+//! into the server's internals, so whatever it shows about raftkv, it shows the same way
+//! about real etcd. The binary `src/bin/raftkvctl.rs` parses [`Cli`] and calls [`run`].
+
+pub mod args;
+pub mod bench;
+pub mod bench_watch;
+pub mod client;
+pub mod cluster;
+pub mod error;
+pub mod kv;
+pub mod report;
+pub mod status;
+pub mod supervisor;
+
+pub use args::{Cli, Command};
+pub use error::CtlError;
+
+use args::ClusterCommand;
+
+/// Runs one `raftkvctl` command, printing its output to stdout.
+pub async fn run(cli: Cli) -> Result<(), CtlError> {
+    let (dial, request) = (cli.dial_timeout, cli.command_timeout);
+    let endpoints = &cli.endpoints;
+    match &cli.command {
+        Command::Put { key, value } => {
+            let (endpoint, channel) = client::connect_any(endpoints, dial, request).await?;
+            print!("{}", kv::put(channel, &endpoint, key, value).await?);
+        }
+        Command::Get {
+            key,
+            prefix,
+            rev,
+            long,
+        } => {
+            let (endpoint, channel) = client::connect_any(endpoints, dial, request).await?;
+            let response = kv::get(channel, &endpoint, key, *prefix, *rev).await?;
+            print!("{}", kv::format_range(&response, *long));
+        }
+        Command::Del { key, prefix } => {
+            let (endpoint, channel) = client::connect_any(endpoints, dial, request).await?;
+            print!("{}", kv::del(channel, &endpoint, key, *prefix).await?);
+        }
+        Command::Status => {
+            let results = status::status_all(endpoints, dial, request).await;
+            print!("{}", status::format_table(endpoints, &results));
+            let failed = results.iter().filter(|r| r.is_err()).count();
+            if failed > 0 {
+                return Err(CtlError::StatusIncomplete {
+                    failed,
+                    total: results.len(),
+                });
+            }
+        }
+        Command::Cluster(ClusterCommand::Start(args)) => supervisor::run(args).await?,
+        Command::Bench(args) => print!("{}", bench::run(args, endpoints, dial, request).await?),
+    }
+    Ok(())
+}
