@@ -16,6 +16,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use tokio::sync::oneshot;
 
+use super::alarms::AlarmSet;
 use super::convert;
 use super::driver::Driver;
 use super::inbox::Inbox;
@@ -56,6 +57,7 @@ impl EtcdServer {
         }
         let (inputs, receiver) = sync_channel(INPUT_QUEUE_LEN);
         let applied = opened.store.applied_index();
+        let alarms = AlarmSet::load(&opened.store)?;
         let shared = Arc::new(Shared {
             cluster_id: opened.meta.cluster_id,
             member_id,
@@ -72,6 +74,7 @@ impl EtcdServer {
             db_size_bytes: AtomicU64::new(0),
             next_request_id: AtomicU64::new(first_request_id(member_id)),
             metrics: Metrics::new(),
+            alarms: RwLock::new(alarms),
             cfg,
         });
         let driver = Driver::new(
@@ -99,7 +102,7 @@ impl EtcdServer {
         })
     }
 
-    fn shared(&self) -> &Shared {
+    pub(super) fn shared(&self) -> &Shared {
         &self.inner.shared
     }
 
@@ -136,7 +139,7 @@ impl EtcdServer {
     /// Put through the log.
     pub async fn put(&self, req: pb::PutRequest) -> Result<pb::PutResponse, ServerError> {
         mvcc::validate_put(&convert::put_request(&req))?;
-        self.shared().check_quota()?;
+        self.check_space().await?;
         match self.propose(Request::Put(req)).await? {
             Applied::Put(r) => {
                 let header = self.shared().header(r.revision);
@@ -165,7 +168,7 @@ impl EtcdServer {
     pub async fn txn(&self, req: pb::TxnRequest) -> Result<pb::TxnResponse, ServerError> {
         mvcc::validate_txn(&convert::txn_request(&req)?, self.shared().cfg.max_txn_ops)?;
         if txn_writes(&req) {
-            self.shared().check_quota()?;
+            self.check_space().await?;
         }
         match self.propose(Request::Txn(req)).await? {
             Applied::Txn(r) => {
@@ -275,7 +278,7 @@ impl EtcdServer {
     }
 
     /// Encodes `request`, queues it for the driver and waits until it is applied.
-    async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
+    pub(super) async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
         let s = self.shared();
         s.check_accepting()?;
         let id = s.next_request_id.fetch_add(1, Ordering::SeqCst);

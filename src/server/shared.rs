@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::alarms::AlarmSet;
 use super::{Metrics, ServerConfig, ServerError};
 use crate::mvcc::{self, SledBackend, Store};
 use crate::proto::etcdserverpb as pb;
@@ -45,6 +46,8 @@ pub enum Applied {
     Compact(i64),
     /// A member attribute update (publishing client URLs).
     MemberAttr,
+    /// An alarm raised or cleared: the alarms it changed.
+    Alarm(Vec<pb::AlarmMember>),
 }
 
 /// Where the result of a proposal goes.
@@ -108,6 +111,8 @@ pub struct Shared {
     pub next_request_id: AtomicU64,
     /// Metrics.
     pub metrics: Metrics,
+    /// The active alarms (changed by the apply loop only).
+    pub alarms: RwLock<AlarmSet>,
 }
 
 impl Shared {
@@ -163,14 +168,17 @@ impl Shared {
         Ok(())
     }
 
-    /// Refuses writes that could grow the backend once it has reached the quota (etcd
-    /// raises the NOSPACE alarm then; deletes and compactions stay allowed).
+    /// Refuses writes that could grow the backend while a NOSPACE alarm is active anywhere
+    /// in the cluster or this member's backend has reached the quota (the caller raises the
+    /// alarm then); deletes and compactions stay allowed.
     pub fn check_quota(&self) -> Result<(), ServerError> {
         let quota = match self.cfg.quota_backend_bytes {
             0 => QUOTA_BACKEND_BYTES_DEFAULT,
             q => q,
         };
-        if self.db_size_bytes.load(Ordering::SeqCst) >= quota {
+        let nospace = pb::AlarmType::Nospace;
+        let alarms = self.alarms.read().unwrap_or_else(PoisonError::into_inner);
+        if alarms.has(nospace) || self.db_size_bytes.load(Ordering::SeqCst) >= quota {
             return Err(ServerError::NoSpace);
         }
         Ok(())
