@@ -75,7 +75,12 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(pb::HashKvResponse {
             header: Some(self.server.header()),
             hash: kv.hash,
-            compact_revision: kv.compact_revision,
+            // etcd 3.4 answers -1 while nothing was ever compacted.
+            compact_revision: if kv.compact_revision == 0 {
+                -1
+            } else {
+                kv.compact_revision
+            },
             hash_revision: kv.hash_revision,
         }))
     }

@@ -150,6 +150,19 @@ impl super::EtcdServer {
         })
     }
 
+    /// Status's `errors`: one `memberID:<id> alarm:<NAME> ` per active alarm (the text
+    /// of etcd's `AlarmMember.String()`, trailing space included).
+    pub fn alarm_errors(&self) -> Vec<String> {
+        self.alarms()
+            .into_iter()
+            .map(|a| {
+                let name = pb::AlarmType::try_from(a.alarm)
+                    .map_or("UNKNOWN".to_string(), |t| t.as_str_name().to_string());
+                format!("memberID:{} alarm:{name} ", a.member_id)
+            })
+            .collect()
+    }
+
     /// The quota gate of Put and Txn-with-writes: refuses with NOSPACE while the alarm is
     /// active anywhere; when this member's backend has reached the quota, raises the alarm
     /// for it through the log first (as etcd's quota check does) and then refuses.
@@ -165,8 +178,8 @@ impl super::EtcdServer {
         };
         if !raised {
             tracing::warn!(
-                db_size_bytes = shared
-                    .db_size_bytes
+                db_size_in_use_bytes = shared
+                    .db_size_in_use_bytes
                     .load(std::sync::atomic::Ordering::SeqCst),
                 quota_backend_bytes = shared.cfg.quota_backend_bytes,
                 "backend quota exceeded: raising the NOSPACE alarm"

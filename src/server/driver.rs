@@ -246,6 +246,9 @@ impl Driver {
         self.shared
             .db_size_bytes
             .store(size.db_size_bytes, Ordering::SeqCst);
+        self.shared
+            .db_size_in_use_bytes
+            .store(size.db_size_in_use_bytes, Ordering::SeqCst);
         Ok(())
     }
 

@@ -72,6 +72,7 @@ impl EtcdServer {
             is_learner: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             db_size_bytes: AtomicU64::new(0),
+            db_size_in_use_bytes: AtomicU64::new(0),
             next_request_id: AtomicU64::new(first_request_id(member_id)),
             metrics: Metrics::new(),
             alarms: RwLock::new(alarms),
@@ -210,6 +211,8 @@ impl EtcdServer {
             (store.db_size()?, store.current_revision())
         };
         s.metrics.db_total_size.set(size.db_size_bytes as i64);
+        s.db_size_in_use_bytes
+            .store(size.db_size_in_use_bytes, Ordering::SeqCst);
         s.metrics
             .db_total_size_in_use
             .set(size.db_size_in_use_bytes as i64);
@@ -221,7 +224,7 @@ impl EtcdServer {
             raft_index: s.commit.load(Ordering::SeqCst),
             raft_term: s.term.load(Ordering::SeqCst),
             raft_applied_index: s.applied.load(Ordering::SeqCst),
-            errors: Vec::new(),
+            errors: self.alarm_errors(),
             db_size_in_use: size.db_size_in_use_bytes as i64,
             is_learner: s.is_learner.load(Ordering::SeqCst),
             storage_version: String::new(),

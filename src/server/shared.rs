@@ -107,6 +107,8 @@ pub struct Shared {
     pub stopped: AtomicBool,
     /// Backend size as last measured by the driver (about once a second).
     pub db_size_bytes: AtomicU64,
+    /// Bytes of live backend entries as last measured (what the quota is checked against).
+    pub db_size_in_use_bytes: AtomicU64,
     /// The next proposal id.
     pub next_request_id: AtomicU64,
     /// Metrics.
@@ -178,7 +180,11 @@ impl Shared {
         };
         let nospace = pb::AlarmType::Nospace;
         let alarms = self.alarms.read().unwrap_or_else(PoisonError::into_inner);
-        if alarms.has(nospace) || self.db_size_bytes.load(Ordering::SeqCst) >= quota {
+        // The quota counts live entries, not sled's files: those also hold its
+        // log-structured garbage and preallocated segments, which neither compaction nor
+        // defrag reliably gives back (see docs/operations.md).
+        let in_use = self.db_size_in_use_bytes.load(Ordering::SeqCst);
+        if alarms.has(nospace) || in_use >= quota {
             return Err(ServerError::NoSpace);
         }
         Ok(())

@@ -38,6 +38,9 @@ impl EtcdServer {
         shared
             .db_size_bytes
             .store(size.db_size_bytes, Ordering::SeqCst);
+        shared
+            .db_size_in_use_bytes
+            .store(size.db_size_in_use_bytes, Ordering::SeqCst);
         shared.metrics.db_total_size.set(size.db_size_bytes as i64);
         shared
             .metrics
