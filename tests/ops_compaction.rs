@@ -29,7 +29,8 @@ fn periodic_auto_compaction(binary: &ServerBinary) {
     loop {
         // Keep writing so every sample sees a newer revision.
         n += 1;
-        c.ctl_any(&["put", "k", &format!("v{n}")]).ok("put while waiting");
+        c.ctl_any(&["put", "k", &format!("v{n}")])
+            .ok("put while waiting");
         let old = c.ctl_any(&["get", "k", "--rev=2"]);
         if !old.success() {
             assert!(old.stderr.contains(COMPACTED), "{old:?}");
@@ -45,7 +46,10 @@ fn periodic_auto_compaction(binary: &ServerBinary) {
             if !old.success() && old.stderr.contains(COMPACTED) {
                 break;
             }
-            assert!(Instant::now() < deadline, "m{i} never applied the compaction");
+            assert!(
+                Instant::now() < deadline,
+                "m{i} never applied the compaction"
+            );
             std::thread::sleep(POLL_INTERVAL);
         }
         let newest = c.ctl(i, &["get", "k", "--print-value-only"]).ok("newest");

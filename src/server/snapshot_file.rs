@@ -59,7 +59,9 @@ pub fn open_image(path: &Path, skip_hash_check: bool) -> Result<impl Read, Serve
     let open_err = |e: io::Error| ServerError::InvalidSnapshot(format!("{}: {e}", path.display()));
     let mut file = File::open(path).map_err(open_err)?;
     let size = file.metadata().map_err(open_err)?.len();
-    if size < SHA_BYTES as u64 + 4 || (size - SHA_BYTES as u64) % ENVELOPE_ALIGN_BYTES != 0 {
+    if size < SHA_BYTES as u64 + 4
+        || !(size - SHA_BYTES as u64).is_multiple_of(ENVELOPE_ALIGN_BYTES)
+    {
         return Err(bad(
             path,
             format!("size {size} is not 512 * n + 32 bytes (truncated, or not a snapshot file)"),
@@ -274,5 +276,65 @@ impl<R: Read> Read for RehashReader<R> {
         buf[..n].copy_from_slice(&self.out[..n]);
         self.out.drain(..n);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_are_512n_plus_32_for_every_image_length() {
+        for image_len in [0u64, 1, 12, 507, 508, 509, 511, 512, 513, 100_000] {
+            let total = envelope_len(image_len);
+            assert_eq!(
+                total % ENVELOPE_ALIGN_BYTES,
+                32,
+                "image of {image_len} bytes"
+            );
+            let footer = envelope_footer(image_len);
+            let stated = u32::from_be_bytes(footer[footer.len() - 4..].try_into().unwrap());
+            assert_eq!(
+                stated as usize,
+                footer.len(),
+                "the footer states its own length"
+            );
+        }
+    }
+
+    #[test]
+    fn rehash_reader_replaces_only_the_trailing_checksum() {
+        let mut input = b"some image bytes".to_vec();
+        input.extend_from_slice(&[0xAA; SHA_BYTES]);
+        let mut out = Vec::new();
+        RehashReader::new(&input[..]).read_to_end(&mut out).unwrap();
+        assert_eq!(&out[..16], b"some image bytes");
+        assert_eq!(&out[16..], Sha256::digest(b"some image bytes").as_slice());
+    }
+
+    #[test]
+    fn a_flipped_byte_or_a_cut_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut body = b"not really an image".to_vec();
+        body.extend_from_slice(&envelope_footer(body.len() as u64));
+        let sha = Sha256::digest(&body);
+        let mut file = body.clone();
+        file.extend_from_slice(&sha);
+        let good = dir.path().join("good.db");
+        std::fs::write(&good, &file).unwrap();
+        assert!(open_image(&good, false).is_ok());
+        file[3] ^= 1;
+        let flipped = dir.path().join("flipped.db");
+        std::fs::write(&flipped, &file).unwrap();
+        let err = open_image(&flipped, false).err().unwrap().to_string();
+        assert!(err.contains("SHA-256 mismatch"), "{err}");
+        assert!(
+            open_image(&flipped, true).is_ok(),
+            "--skip-hash-check skips it"
+        );
+        let cut = dir.path().join("cut.db");
+        std::fs::write(&cut, &file[..file.len() - 1]).unwrap();
+        let err = open_image(&cut, false).err().unwrap().to_string();
+        assert!(err.contains("truncated"), "{err}");
     }
 }
