@@ -1,6 +1,6 @@
 //! The `etcdserverpb.Maintenance` service: Status, Snapshot (streamed by
-//! `snapshot_stream.rs`), Hash, HashKV, Defragment and Alarm; MoveLeader and Downgrade
-//! answer Unimplemented.
+//! `snapshot_stream.rs`), Hash, HashKV, Defragment, Alarm and MoveLeader
+//! (`src/server/move_leader.rs`); Downgrade answers Unimplemented.
 //!
 //! `etcdctl endpoint status` and kube-apiserver's version gate read Status; the numbers in it
 //! come from the server ([`EtcdServer::status`]).
@@ -96,9 +96,10 @@ impl Maintenance for MaintenanceService {
 
     async fn move_leader(
         &self,
-        _req: Request<pb::MoveLeaderRequest>,
+        req: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        Err(unimplemented("MoveLeader"))
+        let target = req.get_ref().target_id;
+        Ok(Response::new(self.server.move_leader(target).await?))
     }
 
     async fn downgrade(

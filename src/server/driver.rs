@@ -163,6 +163,7 @@ impl Driver {
             Input::StepInstalled(m) => self.step(m, true),
             Input::Unreachable(id) => self.raw.report_unreachable(id),
             Input::SnapshotReport(id, ok) => self.raw.report_snapshot(id, ok),
+            Input::TransferLeader(to) => self.raw.transfer_leader(to),
             Input::Stop => return false,
         }
         true

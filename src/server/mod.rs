@@ -24,6 +24,7 @@ mod ids;
 mod inbox;
 mod members;
 mod metrics;
+mod move_leader;
 mod reads;
 mod ready;
 mod restore;

@@ -73,6 +73,8 @@ pub enum Input {
     Unreachable(NodeId),
     /// A snapshot transfer to a peer finished.
     SnapshotReport(NodeId, bool),
+    /// Hand leadership to this voter (MoveLeader; ignored unless leader).
+    TransferLeader(NodeId),
     /// Stop the driver (sent by `EtcdServer::stop`).
     Stop,
 }
