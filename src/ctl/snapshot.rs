@@ -62,6 +62,7 @@ fn restore(args: &SnapshotRestoreArgs) -> Result<(), CtlError> {
             .filter(|u| !u.is_empty())
             .collect(),
         skip_hash_check: args.skip_hash_check,
+        show_progress: true,
     };
     let started = Instant::now();
     eprintln!(

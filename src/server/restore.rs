@@ -39,6 +39,33 @@ pub struct RestoreOptions {
     pub initial_advertise_peer_urls: Vec<String>,
     /// `--skip-hash-check`: accept a file whose trailing SHA-256 does not match.
     pub skip_hash_check: bool,
+    /// Print `restoring: N% (x of y MB)` lines to stderr as the image is read.
+    pub show_progress: bool,
+}
+
+/// Counts what the import has read and reports every tenth of the file.
+struct Progress<R> {
+    inner: R,
+    done_bytes: u64,
+    total_bytes: u64,
+    next_report: u64,
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done_bytes += n as u64;
+        if self.done_bytes >= self.next_report && self.total_bytes > 0 {
+            let percent = self.done_bytes * 100 / self.total_bytes;
+            eprintln!(
+                "restoring: {percent}% ({:.1} of {:.1} MB read)",
+                self.done_bytes as f64 / 1e6,
+                self.total_bytes as f64 / 1e6
+            );
+            self.next_report += (self.total_bytes / 10).max(1);
+        }
+        Ok(n)
+    }
 }
 
 /// What a restore produced.
@@ -94,6 +121,17 @@ pub fn restore_snapshot(
 ) -> Result<RestoreReport, ServerError> {
     check_options(opts)?;
     let image = open_image(snapshot, opts.skip_hash_check)?;
+    let image: Box<dyn Read> = if opts.show_progress {
+        let total_bytes = std::fs::metadata(snapshot).map_or(0, |m| m.len());
+        Box::new(Progress {
+            inner: image,
+            done_bytes: 0,
+            total_bytes,
+            next_report: total_bytes / 10,
+        })
+    } else {
+        Box::new(image)
+    };
     let input: Box<dyn Read> = if opts.skip_hash_check {
         Box::new(BufReader::with_capacity(1 << 20, RehashReader::new(image)))
     } else {
@@ -182,6 +220,7 @@ pub fn verify_snapshot(snapshot: &Path) -> Result<VerifyReport, ServerError> {
         initial_cluster_token: "raftkv-verify".into(),
         initial_advertise_peer_urls: vec![url],
         skip_hash_check: false,
+        show_progress: false,
     };
     let result = restore_snapshot(snapshot, &opts).and_then(|restored| {
         let mut cfg = ServerConfig::new("verify", data_dir.clone());
