@@ -129,7 +129,7 @@ fn unimplemented_etcd_flags_are_accepted_and_each_named_in_a_warning() {
         "--experimental-initial-corrupt-check=true",
         "--experimental-watch-progress-notify-interval=5s",
         "--feature-gates=InitialCorruptCheck=true",
-        "--auto-compaction-retention=1",
+        "--max-learners=1",
     ])
     .unwrap();
     // A bool flag without `=` must not swallow the next argument.
@@ -143,11 +143,33 @@ fn unimplemented_etcd_flags_are_accepted_and_each_named_in_a_warning() {
         "experimental-initial-corrupt-check",
         "experimental-watch-progress-notify-interval",
         "feature-gates",
-        "auto-compaction-retention",
+        "max-learners",
     ] {
         assert!(named(flag), "no warning names --{flag}: {:?}", s.warnings);
     }
     assert_eq!(s.warnings.len(), 8, "{:?}", s.warnings);
+}
+
+#[test]
+fn auto_compaction_flags_are_implemented_not_ignored() {
+    use raftkv::server::AutoCompaction;
+    let s = parse(&["--auto-compaction-retention=1"]).unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(s.auto_compaction, Some(AutoCompaction::Periodic(hour)));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    let s = parse(&[
+        "--auto-compaction-mode=revision",
+        "--auto-compaction-retention=500",
+    ]);
+    assert_eq!(
+        s.unwrap().auto_compaction,
+        Some(AutoCompaction::Revision(500))
+    );
+    assert!(parse(&[
+        "--auto-compaction-mode=weekly",
+        "--auto-compaction-retention=1"
+    ])
+    .is_err());
 }
 
 #[test]

@@ -17,7 +17,7 @@ use super::flag_values::{
     parse_go_duration, parse_initial_cluster, parse_listen_urls, split_urls, ListenUrl,
 };
 use super::ignored_flags::{env_name, Kind, IGNORED_FLAGS};
-use crate::server::{ClusterState, ServerConfig};
+use crate::server::{AutoCompaction, ClusterState, ServerConfig};
 
 /// The flags raftkv implements, with etcd's names and defaults.
 #[derive(Parser, Debug)]
@@ -89,6 +89,13 @@ struct Flags {
     /// Maximum number of operations permitted in a transaction.
     #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
     max_txn_ops: usize,
+    /// Interpret 'auto-compaction-retention' one of: periodic|revision.
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_MODE", default_value = "periodic")]
+    auto_compaction_mode: String,
+    /// Auto compaction retention for mvcc key value store. 0 means disable auto
+    /// compaction (periodic: a duration or hours; revision: a revision count).
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_RETENTION", default_value = "0")]
+    auto_compaction_retention: String,
     /// Raise alarms when backend size exceeds the given quota (0 = the 2 GiB default).
     #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     quota_backend_bytes: u64,
@@ -130,6 +137,8 @@ pub struct Settings {
     pub grpc_keepalive_interval: Option<Duration>,
     /// How long a server ping may stay unanswered.
     pub grpc_keepalive_timeout: Duration,
+    /// `--auto-compaction-*`: the compaction policy the leader runs (`None`: disabled).
+    pub auto_compaction: Option<AutoCompaction>,
     /// Messages to log once logging is up: ignored flags, unknown `ETCD_*` variables, TLS.
     pub warnings: Vec<String>,
 }
@@ -284,6 +293,11 @@ fn settings_from(f: Flags, mut warnings: Vec<String>) -> Result<Settings, Config
         log_level: f.log_level,
         grpc_keepalive_interval: (!interval.is_zero()).then_some(interval),
         grpc_keepalive_timeout: timeout,
+        auto_compaction: AutoCompaction::parse(
+            &f.auto_compaction_mode,
+            &f.auto_compaction_retention,
+        )
+        .map_err(invalid)?,
         warnings,
     })
 }

@@ -47,15 +47,20 @@ struct Health {
     reason: String,
 }
 
-/// `/health[?exclude=ALARM][&serializable=true]`: healthy when a leader is known and (unless
-/// `serializable`) a linearizable read completes. Alarms do not exist yet, so `exclude` is
-/// accepted and has nothing to exclude.
+/// `/health[?exclude=ALARM][&serializable=true]`: healthy when no alarm is active (except
+/// the excluded one, e.g. `exclude=NOSPACE`), a leader is known and (unless
+/// `serializable`) a linearizable read completes.
 async fn health(
     State(server): State<EtcdServer>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let serializable = params.get("serializable").is_some_and(|v| v == "true");
-    let verdict = match check_health(&server, serializable).await {
+    let excluded = params.get("exclude").map(String::as_str).unwrap_or("");
+    let checked = match alarm_reason(&server, excluded) {
+        Some(reason) => Err(reason),
+        None => check_health(&server, serializable).await,
+    };
+    let verdict = match checked {
         Ok(()) => Health {
             health: "true",
             reason: String::new(),
@@ -73,6 +78,19 @@ async fn health(
     };
     let body = serde_json::to_string(&verdict).expect("a two-string struct serializes");
     (status, [(header::CONTENT_TYPE, TEXT_PLAIN)], body).into_response()
+}
+
+/// etcd's reason for the first active alarm not `excluded` (`ALARM NOSPACE`, ...).
+fn alarm_reason(server: &EtcdServer, excluded: &str) -> Option<String> {
+    use crate::proto::etcdserverpb::AlarmType;
+    server.alarms().into_iter().find_map(|a| {
+        let name = match AlarmType::try_from(a.alarm) {
+            Ok(AlarmType::Nospace) => "NOSPACE",
+            Ok(AlarmType::Corrupt) => "CORRUPT",
+            _ => "UNKNOWN",
+        };
+        (name != excluded).then(|| format!("ALARM {name}"))
+    })
 }
 
 /// The checks behind `/health`, in etcd's order, with etcd's reason strings.

@@ -31,8 +31,6 @@ pub const IGNORED_FLAGS: &[(&str, Kind)] = &[
     ("pre-vote", Kind::Bool),
     ("enable-v2", Kind::Bool),
     ("v2-deprecation", Kind::Value),
-    ("auto-compaction-retention", Kind::Value),
-    ("auto-compaction-mode", Kind::Value),
     ("watch-progress-notify-interval", Kind::Value),
     ("max-learners", Kind::Value),
     ("socket-reuse-port", Kind::Bool),

@@ -1,15 +1,14 @@
-//! The `etcdserverpb.Maintenance` service: Status now; Alarm, Defragment, Hash, HashKV,
-//! Snapshot, MoveLeader and Downgrade answer Unimplemented until issue 7.
+//! The `etcdserverpb.Maintenance` service: Status, Snapshot (streamed by
+//! `snapshot_stream.rs`), Hash, HashKV, Defragment, Alarm and MoveLeader
+//! (`src/server/move_leader.rs`); Downgrade answers Unimplemented.
 //!
 //! `etcdctl endpoint status` and kube-apiserver's version gate read Status; the numbers in it
 //! come from the server ([`EtcdServer::status`]).
 
-use std::pin::Pin;
-
-use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::error::unimplemented;
+use super::snapshot_stream::{snapshot_stream, SnapshotChunks};
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::server::EtcdServer;
@@ -26,15 +25,13 @@ impl MaintenanceService {
     }
 }
 
-type SnapshotChunks = Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(
         &self,
-        _req: Request<pb::AlarmRequest>,
+        req: Request<pb::AlarmRequest>,
     ) -> Result<Response<pb::AlarmResponse>, Status> {
-        Err(unimplemented("Alarm"))
+        Ok(Response::new(self.server.alarm(req.into_inner()).await?))
     }
 
     async fn status(
@@ -48,21 +45,44 @@ impl Maintenance for MaintenanceService {
         &self,
         _req: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
-        Err(unimplemented("Defragment"))
+        let server = self.server.clone();
+        tokio::task::spawn_blocking(move || server.defragment())
+            .await
+            .map_err(|e| Status::internal(format!("defragment task failed: {e}")))??;
+        Ok(Response::new(pb::DefragmentResponse {
+            header: Some(self.server.header()),
+        }))
     }
 
     async fn hash(
         &self,
         _req: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
-        Err(unimplemented("Hash"))
+        // etcd hashes its whole bolt file here ("for testing only"); only equality between
+        // members means anything, so the HashKV hash at the current revision serves.
+        let kv = hash_kv_blocking(&self.server, 0).await?;
+        Ok(Response::new(pb::HashResponse {
+            header: Some(self.server.header()),
+            hash: kv.hash,
+        }))
     }
 
     async fn hash_kv(
         &self,
-        _req: Request<pb::HashKvRequest>,
+        req: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
-        Err(unimplemented("HashKV"))
+        let kv = hash_kv_blocking(&self.server, req.get_ref().revision).await?;
+        Ok(Response::new(pb::HashKvResponse {
+            header: Some(self.server.header()),
+            hash: kv.hash,
+            // etcd 3.4 answers -1 while nothing was ever compacted.
+            compact_revision: if kv.compact_revision == 0 {
+                -1
+            } else {
+                kv.compact_revision
+            },
+            hash_revision: kv.hash_revision,
+        }))
     }
 
     type SnapshotStream = SnapshotChunks;
@@ -71,14 +91,15 @@ impl Maintenance for MaintenanceService {
         &self,
         _req: Request<pb::SnapshotRequest>,
     ) -> Result<Response<SnapshotChunks>, Status> {
-        Err(unimplemented("Snapshot"))
+        Ok(Response::new(snapshot_stream(&self.server)?))
     }
 
     async fn move_leader(
         &self,
-        _req: Request<pb::MoveLeaderRequest>,
+        req: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        Err(unimplemented("MoveLeader"))
+        let target = req.get_ref().target_id;
+        Ok(Response::new(self.server.move_leader(target).await?))
     }
 
     async fn downgrade(
@@ -87,4 +108,16 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<pb::DowngradeResponse>, Status> {
         Err(unimplemented("Downgrade"))
     }
+}
+
+/// Hashes on a blocking thread (it reads the whole key bucket).
+async fn hash_kv_blocking(
+    server: &EtcdServer,
+    revision: i64,
+) -> Result<crate::mvcc::KvHash, Status> {
+    let server = server.clone();
+    tokio::task::spawn_blocking(move || server.hash_kv(revision))
+        .await
+        .map_err(|e| Status::internal(format!("hash task failed: {e}")))?
+        .map_err(Status::from)
 }

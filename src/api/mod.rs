@@ -29,6 +29,7 @@ mod pending;
 pub mod run;
 
 pub mod serve;
+mod snapshot_stream;
 
 pub use config::{ConfigError, Settings};
 pub use error::unimplemented;

@@ -84,6 +84,9 @@ pub async fn run(settings: Settings, stop: impl Future<Output = ()>) -> Result<(
     let cfg = settings.server.clone();
     let server = tokio::task::block_in_place(|| EtcdServer::start(cfg, transport.clone()))?;
     transport.attach(server.inbox());
+    if let Some(policy) = settings.auto_compaction {
+        crate::server::spawn_auto_compactor(server.clone(), policy);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = spawn_listeners(&settings, listeners, &server, &stop_rx);
     tracing::info!(

@@ -71,6 +71,10 @@ pub enum CtlError {
         /// The first port.
         base_port: u16,
     },
+    /// An offline snapshot command (status, restore, verify) failed: the file is corrupt or
+    /// truncated, the data dir exists, the flags disagree, or the disk failed.
+    #[error("{0}")]
+    Snapshot(String),
     /// Benchmark parameters that cannot work (e.g. keys too short for the key space).
     #[error("invalid benchmark: {0}")]
     InvalidBench(String),

@@ -2,11 +2,13 @@
 //!
 //! - `put`, `get`, `del`, `status` talk to any etcd-v3-compatible endpoint (raftkv or etcd);
 //! - `cluster start N` runs a local N-member cluster in the foreground, for students;
-//! - `bench put|range|txn|watch` measures throughput and latency percentiles.
+//! - `bench put|range|txn|watch` measures throughput and latency percentiles;
+//! - `snapshot status|restore|verify` work offline on snapshot files (etcdutl's job).
 //!
 //! This module only uses the public gRPC API (`crate::proto` clients): it must never reach
-//! into the server's internals, so whatever it shows about raftkv, it shows the same way
-//! about real etcd. The binary `src/bin/raftkvctl.rs` parses [`Cli`] and calls [`run`].
+//! into a running server's internals, so whatever it shows about raftkv, it shows the same
+//! way about real etcd. The one exception is `snapshot`, which works offline on files and
+//! data dirs through `crate::server`'s restore functions (as etcdutl uses etcd's packages). The binary `src/bin/raftkvctl.rs` parses [`Cli`] and calls [`run`].
 
 pub mod args;
 pub mod bench;
@@ -16,6 +18,7 @@ pub mod cluster;
 pub mod error;
 pub mod kv;
 pub mod report;
+pub mod snapshot;
 pub mod status;
 pub mod supervisor;
 
@@ -60,6 +63,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         }
         Command::Cluster(ClusterCommand::Start(args)) => supervisor::run(args).await?,
         Command::Bench(args) => print!("{}", bench::run(args, endpoints, dial, request).await?),
+        Command::Snapshot(command) => snapshot::run(command)?,
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use prost::Message as _;
 
+use super::alarms::AlarmSet;
 use super::convert;
 use super::members;
 use super::shared::Applied;
@@ -46,6 +47,8 @@ pub struct ApplyContext<'a, B: Backend> {
     pub transport: &'a dyn Transport,
     /// Backend commit latency goes here.
     pub metrics: &'a Metrics,
+    /// The alarm set, changed by logged AlarmRequests.
+    pub alarms: &'a std::sync::RwLock<AlarmSet>,
 }
 
 /// Applies `entries` (committed, in log order) in one store batch.
@@ -85,7 +88,7 @@ pub fn apply_entries<B: Backend>(
                 }
             }
             EntryKind::Normal if fresh && !e.data.is_empty() => {
-                apply_normal(&mut batch, cx.members, e, &mut out);
+                apply_normal(&mut batch, cx.members, cx.alarms, e, &mut out);
             }
             EntryKind::Normal => {}
         }
@@ -140,6 +143,7 @@ fn apply_member_change<B: Backend>(
 fn apply_normal<B: Backend>(
     batch: &mut ApplyBatch<'_, '_, B>,
     members: &mut BTreeMap<u64, pb::Member>,
+    alarms: &std::sync::RwLock<AlarmSet>,
     e: &Entry,
     out: &mut ApplyOutcome,
 ) {
@@ -175,6 +179,10 @@ fn apply_normal<B: Backend>(
                 out.members_changed = true;
             }
             Ok(Applied::MemberAttr)
+        }
+        Some(Request::Alarm(r)) => {
+            let mut set = alarms.write().unwrap_or_else(|e| e.into_inner());
+            Ok(Applied::Alarm(set.apply(batch, &r)))
         }
         other => {
             tracing::warn!(
@@ -291,6 +299,7 @@ mod tests {
         .unwrap();
         let mut members = BTreeMap::new();
         let metrics = Metrics::new();
+        let alarms = std::sync::RwLock::new(AlarmSet::default());
         let out = apply_entries(
             ApplyContext {
                 raw: &mut raw,
@@ -298,6 +307,7 @@ mod tests {
                 members: &mut members,
                 transport: &NoTransport,
                 metrics: &metrics,
+                alarms: &alarms,
             },
             &entries[1..],
         )

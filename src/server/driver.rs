@@ -163,6 +163,7 @@ impl Driver {
             Input::StepInstalled(m) => self.step(m, true),
             Input::Unreachable(id) => self.raw.report_unreachable(id),
             Input::SnapshotReport(id, ok) => self.raw.report_snapshot(id, ok),
+            Input::TransferLeader(to) => self.raw.transfer_leader(to),
             Input::Stop => return false,
         }
         true
@@ -246,6 +247,9 @@ impl Driver {
         self.shared
             .db_size_bytes
             .store(size.db_size_bytes, Ordering::SeqCst);
+        self.shared
+            .db_size_in_use_bytes
+            .store(size.db_size_in_use_bytes, Ordering::SeqCst);
         Ok(())
     }
 

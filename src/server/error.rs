@@ -36,6 +36,15 @@ pub enum ServerError {
     /// The store refused the request, with etcd's message verbatim.
     #[error("{0}")]
     Mvcc(#[from] MvccError),
+    /// A leader-only request (MoveLeader) reached a follower (FailedPrecondition).
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    /// MoveLeader to a member that is not a voter of this cluster (FailedPrecondition).
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    /// A leader transfer did not finish in time (Unavailable).
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    LeaderTransferTimeout,
     /// The configuration or the data dir does not allow starting (start only).
     #[error("raftkv: bad configuration: {0}")]
     Config(String),
@@ -52,7 +61,10 @@ impl ServerError {
     pub fn code(&self) -> tonic::Code {
         use ServerError::*;
         match self {
-            NoLeader | Timeout | LeaderChanged | Stopped => tonic::Code::Unavailable,
+            NoLeader | Timeout | LeaderChanged | Stopped | LeaderTransferTimeout => {
+                tonic::Code::Unavailable
+            }
+            NotLeader | BadLeaderTransferee => tonic::Code::FailedPrecondition,
             TooManyRequests | NoSpace => tonic::Code::ResourceExhausted,
             RequestTooLarge | Config(_) => tonic::Code::InvalidArgument,
             Storage(_) => tonic::Code::Internal,

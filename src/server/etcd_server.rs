@@ -16,6 +16,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use tokio::sync::oneshot;
 
+use super::alarms::AlarmSet;
 use super::convert;
 use super::driver::Driver;
 use super::inbox::Inbox;
@@ -56,6 +57,7 @@ impl EtcdServer {
         }
         let (inputs, receiver) = sync_channel(INPUT_QUEUE_LEN);
         let applied = opened.store.applied_index();
+        let alarms = AlarmSet::load(&opened.store)?;
         let shared = Arc::new(Shared {
             cluster_id: opened.meta.cluster_id,
             member_id,
@@ -70,8 +72,10 @@ impl EtcdServer {
             is_learner: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             db_size_bytes: AtomicU64::new(0),
+            db_size_in_use_bytes: AtomicU64::new(0),
             next_request_id: AtomicU64::new(first_request_id(member_id)),
             metrics: Metrics::new(),
+            alarms: RwLock::new(alarms),
             cfg,
         });
         let driver = Driver::new(
@@ -99,7 +103,7 @@ impl EtcdServer {
         })
     }
 
-    fn shared(&self) -> &Shared {
+    pub(super) fn shared(&self) -> &Shared {
         &self.inner.shared
     }
 
@@ -136,7 +140,7 @@ impl EtcdServer {
     /// Put through the log.
     pub async fn put(&self, req: pb::PutRequest) -> Result<pb::PutResponse, ServerError> {
         mvcc::validate_put(&convert::put_request(&req))?;
-        self.shared().check_quota()?;
+        self.check_space().await?;
         match self.propose(Request::Put(req)).await? {
             Applied::Put(r) => {
                 let header = self.shared().header(r.revision);
@@ -169,7 +173,7 @@ impl EtcdServer {
             return self.read_only_txn(&req, &mreq).await;
         }
         if txn_writes(&req) {
-            self.shared().check_quota()?;
+            self.check_space().await?;
         }
         match self.propose(Request::Txn(req)).await? {
             Applied::Txn(r) => {
@@ -230,6 +234,8 @@ impl EtcdServer {
             (store.db_size()?, store.current_revision())
         };
         s.metrics.db_total_size.set(size.db_size_bytes as i64);
+        s.db_size_in_use_bytes
+            .store(size.db_size_in_use_bytes, Ordering::SeqCst);
         s.metrics
             .db_total_size_in_use
             .set(size.db_size_in_use_bytes as i64);
@@ -241,7 +247,7 @@ impl EtcdServer {
             raft_index: s.commit.load(Ordering::SeqCst),
             raft_term: s.term.load(Ordering::SeqCst),
             raft_applied_index: s.applied.load(Ordering::SeqCst),
-            errors: Vec::new(),
+            errors: self.alarm_errors(),
             db_size_in_use: size.db_size_in_use_bytes as i64,
             is_learner: s.is_learner.load(Ordering::SeqCst),
             storage_version: String::new(),
@@ -298,7 +304,7 @@ impl EtcdServer {
     }
 
     /// Encodes `request`, queues it for the driver and waits until it is applied.
-    async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
+    pub(super) async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
         let s = self.shared();
         s.check_accepting()?;
         let id = s.next_request_id.fetch_add(1, Ordering::SeqCst);

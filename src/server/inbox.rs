@@ -52,6 +52,12 @@ impl RaftInbox for Inbox {
                 })?;
                 let applied = store.applied_index();
                 self.shared.applied.fetch_max(applied, Ordering::SeqCst);
+                let alarms = super::alarms::AlarmSet::load(&store)?;
+                *self
+                    .shared
+                    .alarms
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = alarms;
                 tracing::info!(
                     from = msg.from.0,
                     index,

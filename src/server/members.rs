@@ -123,15 +123,17 @@ pub fn initial(cfg: &ServerConfig) -> Result<ClusterMeta, ServerError> {
     })
 }
 
-/// Writes `meta` into a fresh store (applied index 0) and makes it durable.
+/// Writes `meta` into a store (a fresh one, or a restored image whose old member records
+/// are gone) at its applied index and makes it durable.
 pub fn bootstrap<B: Backend>(store: &mut Store<B>, meta: &ClusterMeta) -> Result<(), ServerError> {
+    let applied = store.applied_index();
     let mut batch = store.begin_apply()?;
     batch.put_app_meta(CLUSTER_ID_KEY, meta.cluster_id.to_be_bytes().to_vec());
     put_conf_state(&mut batch, &meta.conf_state);
     for m in meta.members.values() {
         put_member(&mut batch, m);
     }
-    batch.commit(0)?;
+    batch.commit(applied)?;
     store.sync_durable()?;
     Ok(())
 }

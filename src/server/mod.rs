@@ -12,7 +12,9 @@
 //! This module must not speak gRPC or HTTP itself: the API layer maps [`ServerError`] to
 //! `tonic::Status` with [`ServerError::code`] and [`ServerError::message`].
 
+mod alarms;
 mod apply;
+mod compactor;
 mod config;
 mod convert;
 mod driver;
@@ -22,17 +24,27 @@ mod ids;
 mod inbox;
 mod members;
 mod metrics;
+mod move_leader;
 mod reads;
 mod ready;
+mod restore;
 mod shared;
+mod snapshot;
+mod snapshot_file;
 mod storage;
 pub mod transport;
 
+pub use compactor::{spawn_auto_compactor, AutoCompaction, PeriodicPolicy, RevisionPolicy};
 pub use config::{ClusterState, ServerConfig};
 pub use error::ServerError;
 pub use etcd_server::EtcdServer;
 pub use ids::{cluster_id, member_id};
 pub use metrics::Metrics;
+pub use restore::{restore_snapshot, verify_snapshot, RestoreOptions, RestoreReport, VerifyReport};
+pub use snapshot_file::{
+    envelope_footer, envelope_len, open_image, snapshot_file_status, RehashReader,
+    SnapshotFileStatus,
+};
 pub use transport::{RaftInbox, Transport};
 
 /// The server version reported by Status and `/version` (etcd's version string we emulate).

@@ -187,6 +187,7 @@ impl Driver {
                 members: &mut self.members,
                 transport: &*self.transport,
                 metrics: &shared.metrics,
+                alarms: &shared.alarms,
             },
             entries,
         )?;

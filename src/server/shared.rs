@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::alarms::AlarmSet;
 use super::{Metrics, ServerConfig, ServerError};
 use crate::mvcc::{self, SledBackend, Store};
 use crate::proto::etcdserverpb as pb;
@@ -45,6 +46,8 @@ pub enum Applied {
     Compact(i64),
     /// A member attribute update (publishing client URLs).
     MemberAttr,
+    /// An alarm raised or cleared: the alarms it changed.
+    Alarm(Vec<pb::AlarmMember>),
 }
 
 /// Where the result of a proposal goes.
@@ -70,6 +73,8 @@ pub enum Input {
     Unreachable(NodeId),
     /// A snapshot transfer to a peer finished.
     SnapshotReport(NodeId, bool),
+    /// Hand leadership to this voter (MoveLeader; ignored unless leader).
+    TransferLeader(NodeId),
     /// Stop the driver (sent by `EtcdServer::stop`).
     Stop,
 }
@@ -104,10 +109,14 @@ pub struct Shared {
     pub stopped: AtomicBool,
     /// Backend size as last measured by the driver (about once a second).
     pub db_size_bytes: AtomicU64,
+    /// Bytes of live backend entries as last measured (what the quota is checked against).
+    pub db_size_in_use_bytes: AtomicU64,
     /// The next proposal id.
     pub next_request_id: AtomicU64,
     /// Metrics.
     pub metrics: Metrics,
+    /// The active alarms (changed by the apply loop only).
+    pub alarms: RwLock<AlarmSet>,
 }
 
 impl Shared {
@@ -163,14 +172,21 @@ impl Shared {
         Ok(())
     }
 
-    /// Refuses writes that could grow the backend once it has reached the quota (etcd
-    /// raises the NOSPACE alarm then; deletes and compactions stay allowed).
+    /// Refuses writes that could grow the backend while a NOSPACE alarm is active anywhere
+    /// in the cluster or this member's backend has reached the quota (the caller raises the
+    /// alarm then); deletes and compactions stay allowed.
     pub fn check_quota(&self) -> Result<(), ServerError> {
         let quota = match self.cfg.quota_backend_bytes {
             0 => QUOTA_BACKEND_BYTES_DEFAULT,
             q => q,
         };
-        if self.db_size_bytes.load(Ordering::SeqCst) >= quota {
+        let nospace = pb::AlarmType::Nospace;
+        let alarms = self.alarms.read().unwrap_or_else(PoisonError::into_inner);
+        // The quota counts live entries, not sled's files: those also hold its
+        // log-structured garbage and preallocated segments, which neither compaction nor
+        // defrag reliably gives back (see docs/operations.md).
+        let in_use = self.db_size_in_use_bytes.load(Ordering::SeqCst);
+        if alarms.has(nospace) || in_use >= quota {
             return Err(ServerError::NoSpace);
         }
         Ok(())

@@ -85,6 +85,17 @@ impl Cluster {
     /// Starts `opts.size` members of `binary`, waits until every one is healthy and records
     /// the member ids.
     pub fn start(binary: &ServerBinary, opts: &ClusterOptions) -> Cluster {
+        Cluster::start_prepared(binary, opts, &mut |_, _| {})
+    }
+
+    /// Like [`Cluster::start`], but calls `prepare(member, initial_cluster)` for every
+    /// member before any is spawned (e.g. to restore a snapshot into `member.data_dir`,
+    /// with the member's name, peer URL and [`super::member::CLUSTER_TOKEN`]).
+    pub fn start_prepared(
+        binary: &ServerBinary,
+        opts: &ClusterOptions,
+        prepare: &mut dyn FnMut(&Member, &str),
+    ) -> Cluster {
         assert!(opts.size >= 1, "a cluster needs at least one member");
         let keep = std::env::var_os("KEEP_TEST_DIRS").is_some();
         let dir = tempfile::Builder::new()
@@ -114,6 +125,9 @@ impl Cluster {
             ids: Vec::new(),
             cluster_id: 0,
         };
+        for member in &cluster.members {
+            prepare(member, &initial_cluster);
+        }
         for member in &mut cluster.members {
             member.spawn(&binary.path);
         }

@@ -23,6 +23,8 @@ pub struct Member {
     pub client_url: String,
     /// `http://127.0.0.1:<port>`.
     pub peer_url: String,
+    /// `--data-dir`.
+    pub data_dir: PathBuf,
     /// The full command line after the program path.
     args: Vec<String>,
     log_path: PathBuf,
@@ -45,6 +47,7 @@ impl Member {
             name: format!("m{i}"),
             client_url,
             peer_url,
+            data_dir,
             args,
             log_path: dir.join(format!("m{i}.log")),
             child: None,
@@ -134,6 +137,9 @@ impl Drop for Member {
     }
 }
 
+/// The `--initial-cluster-token` every harness cluster uses.
+pub const CLUSTER_TOKEN: &str = "harness-cluster";
+
 fn member_args(
     i: usize,
     client_url: &str,
@@ -151,7 +157,7 @@ fn member_args(
         ("--initial-advertise-peer-urls", peer_url.to_string()),
         ("--initial-cluster", initial_cluster.to_string()),
         ("--initial-cluster-state", "new".to_string()),
-        ("--initial-cluster-token", "harness-cluster".to_string()),
+        ("--initial-cluster-token", CLUSTER_TOKEN.to_string()),
         (
             "--heartbeat-interval",
             opts.heartbeat_interval_ms.to_string(),
