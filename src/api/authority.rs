@@ -20,7 +20,7 @@
 
 use axum::http::uri::Authority;
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use h2::frame::{BytesStr, Frame, Pseudo, Settings};
 use h2::Codec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -69,29 +69,47 @@ async fn read_preface(tcp: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 }
 
 /// Forward frames both ways until one side closes; repair HEADERS from the client.
+///
+/// Frames already decoded on one side are all queued before one flush: a response's
+/// HEADERS, DATA and trailers leave in one write (one TCP segment) as hyper would send
+/// them, instead of one write per frame.
 async fn reframe(tcp: TcpStream, hyper: DuplexStream) -> Result<(), String> {
     let mut client: Codec<TcpStream, Bytes> = Codec::new(tcp);
     let mut server: Codec<DuplexStream, Bytes> = Codec::new(hyper);
     loop {
         tokio::select! {
             frame = client.next() => {
-                let Some(frame) = frame else { break };
-                let mut frame = frame.map_err(|e| format!("from client: {e}"))?;
-                if let Frame::Headers(headers) = &mut frame {
-                    repair_authority(headers.pseudo_mut());
+                let Some(mut frame) = frame else { break };
+                loop {
+                    let mut f = frame.map_err(|e| format!("from client: {e}"))?;
+                    if let Frame::Headers(headers) = &mut f {
+                        repair_authority(headers.pseudo_mut());
+                    }
+                    if let Frame::Settings(s) = &f {
+                        follow_client_settings(s, &mut client, &mut server);
+                    }
+                    server.feed(f).await.map_err(|e| format!("to server: {e}"))?;
+                    match client.next().now_or_never() {
+                        Some(Some(next)) => frame = next,
+                        _ => break,
+                    }
                 }
-                if let Frame::Settings(s) = &frame {
-                    follow_client_settings(s, &mut client, &mut server);
-                }
-                server.send(frame).await.map_err(|e| format!("to server: {e}"))?;
+                SinkExt::flush(&mut server).await.map_err(|e| format!("to server: {e}"))?;
             }
             frame = server.next() => {
-                let Some(frame) = frame else { break };
-                let frame = frame.map_err(|e| format!("from server: {e}"))?;
-                if let Frame::Settings(s) = &frame {
-                    follow_server_settings(s, &mut client, &mut server);
+                let Some(mut frame) = frame else { break };
+                loop {
+                    let f = frame.map_err(|e| format!("from server: {e}"))?;
+                    if let Frame::Settings(s) = &f {
+                        follow_server_settings(s, &mut client, &mut server);
+                    }
+                    client.feed(f).await.map_err(|e| format!("to client: {e}"))?;
+                    match server.next().now_or_never() {
+                        Some(Some(next)) => frame = next,
+                        _ => break,
+                    }
                 }
-                client.send(frame).await.map_err(|e| format!("to client: {e}"))?;
+                SinkExt::flush(&mut client).await.map_err(|e| format!("to client: {e}"))?;
             }
         }
     }

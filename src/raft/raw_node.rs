@@ -90,6 +90,21 @@ impl RawNode {
         self.propose_entry(EntryKind::Normal, data)
     }
 
+    /// Proposes several entries at once, in order: the batch form of
+    /// [`propose`](RawNode::propose). A leader appends them all and sends one Append per
+    /// follower (not one per entry); a follower forwards them in one Propose message. The
+    /// batch is taken or refused as a whole. An empty batch does nothing.
+    ///
+    /// Errors: as [`propose`](RawNode::propose).
+    pub fn propose_batch(&mut self, batch: Vec<Bytes>) -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<(EntryKind, Bytes)> =
+            batch.into_iter().map(|d| (EntryKind::Normal, d)).collect();
+        self.propose_entries_of(entries)
+    }
+
     /// Proposes a membership change (one server at a time).
     ///
     /// Errors: as [`propose`](RawNode::propose), plus [`Error::ConfChangePending`] on the
@@ -100,19 +115,27 @@ impl RawNode {
     }
 
     fn propose_entry(&mut self, kind: EntryKind, data: Bytes) -> Result<(), Error> {
+        self.propose_entries_of(vec![(kind, data)])
+    }
+
+    /// The leader appends `entries`; a follower forwards them in one Propose message.
+    fn propose_entries_of(&mut self, entries: Vec<(EntryKind, Bytes)>) -> Result<(), Error> {
         if self.raft.role == Role::Leader {
-            return self.raft.propose_entries(vec![(kind, data)]);
+            return self.raft.propose_entries(entries);
         }
         let Some(leader) = self.raft.leader else {
             return Err(Error::ProposalDropped);
         };
         let mut m = Message::new(super::MessageKind::Propose, self.raft.id, leader, Term(0));
-        m.entries.push(Entry {
-            term: Term(0),
-            index: Index(0),
-            kind,
-            data,
-        });
+        m.entries = entries
+            .into_iter()
+            .map(|(kind, data)| Entry {
+                term: Term(0),
+                index: Index(0),
+                kind,
+                data,
+            })
+            .collect();
         self.raft.send(m);
         Ok(())
     }

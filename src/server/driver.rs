@@ -2,8 +2,9 @@
 //! side. One loop: take in everything queued (proposals, reads, peer messages), tick the
 //! Raft clock, then carry out `Ready` batches (see `ready.rs`).
 //!
-//! Batching: all proposals taken in one iteration are appended by one `Ready` (one WAL
-//! write, one fsync) and applied in one MVCC batch; all readers queued in one iteration
+//! Batching: all proposals taken in one iteration go to Raft as one batch
+//! (`RawNode::propose_batch`: one Append per follower, or one forwarded Propose), are
+//! appended by one `Ready` (one WAL write, one fsync) and applied in one MVCC batch; all readers queued in one iteration
 //! share one ReadIndex round. The driver never blocks on a client or a peer: replies go
 //! through oneshot channels, peer traffic through the non-blocking [`Transport`].
 
@@ -28,6 +29,10 @@ use crate::wal::{FsDisk, Wal};
 /// Inputs handled per iteration at most, so that a flood cannot starve Ready handling.
 const INPUTS_PER_ITERATION_MAX: usize = 4096;
 
+/// Proposal bytes handed to Raft in one batch at most (a follower forwards a batch in one
+/// peer message, which must stay well under the transport's message limit).
+const PROPOSAL_BATCH_BYTES_MAX: usize = 1024 * 1024;
+
 /// The driver's state; lives on its own thread.
 pub struct Driver {
     pub(super) shared: Arc<Shared>,
@@ -39,6 +44,9 @@ pub struct Driver {
     pub(super) waiters: HashMap<u64, (ApplyWaiter, Bytes)>,
     /// Proposals Raft refused (no leader yet): retried once a leader is known.
     stalled: Vec<(u64, Bytes)>,
+    /// Proposals taken in this iteration, handed to Raft as one batch (one Append).
+    batch: Vec<(u64, Bytes)>,
+    batch_bytes: usize,
     pub(super) reads: ReadQueue,
     /// The driver's copy of the member records (the shared view is refreshed from it).
     pub(super) members: BTreeMap<u64, pb::Member>,
@@ -76,6 +84,8 @@ impl Driver {
             inputs,
             waiters: HashMap::new(),
             stalled: Vec::new(),
+            batch: Vec::new(),
+            batch_bytes: 0,
             physical_waiters: Vec::new(),
             reads: ReadQueue::default(),
             members,
@@ -144,7 +154,22 @@ impl Driver {
                 next = self.inputs.try_recv().ok();
             }
         }
+        self.propose_batch();
         Ok(true)
+    }
+
+    /// Hands the proposals taken so far to Raft in one batch; refused ones wait for a
+    /// leader in `stalled`.
+    fn propose_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        self.batch_bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        let data = batch.iter().map(|(_, d)| d.clone()).collect();
+        if self.raw.propose_batch(data).is_err() {
+            self.stalled.extend(batch);
+        }
     }
 
     fn handle_input(&mut self, input: Input) -> bool {
@@ -154,8 +179,10 @@ impl Driver {
                     return true;
                 }
                 self.waiters.insert(id, (waiter, data.clone()));
-                if self.raw.propose(data.clone()).is_err() {
-                    self.stalled.push((id, data));
+                self.batch_bytes += data.len();
+                self.batch.push((id, data));
+                if self.batch_bytes >= PROPOSAL_BATCH_BYTES_MAX {
+                    self.propose_batch();
                 }
             }
             Input::Read { waiter } => self.reads.push(waiter),
@@ -254,14 +281,10 @@ impl Driver {
     }
 
     fn retry_stalled(&mut self) {
-        for (id, data) in std::mem::take(&mut self.stalled) {
-            if !self.waiters.contains_key(&id) {
-                continue;
-            }
-            if self.raw.propose(data.clone()).is_err() {
-                self.stalled.push((id, data));
-            }
-        }
+        let waiters = &self.waiters;
+        self.batch = std::mem::take(&mut self.stalled);
+        self.batch.retain(|(id, _)| waiters.contains_key(id));
+        self.propose_batch();
     }
 
     pub(super) fn is_published(&self) -> bool {

@@ -442,3 +442,46 @@ fn messages_are_never_addressed_to_self() {
     net.tick_all(3);
     assert!(net.delivered.iter().all(|m| m.from != m.to));
 }
+
+#[test]
+fn leader_sends_a_proposed_batch_in_one_append() {
+    let mut leader = leader_with_replicating_follower(&|_| {});
+    let batch: Vec<Bytes> = [&b"a"[..], b"b", b"c"]
+        .iter()
+        .map(|d| Bytes::copy_from_slice(d))
+        .collect();
+    leader.propose_batch(batch.clone()).unwrap();
+    let sent = drain(&mut leader);
+    let appends = appends_to(&sent, 2);
+    assert_eq!(appends.len(), 1, "one Append for the whole batch");
+    let data: Vec<Bytes> = appends[0].entries.iter().map(|e| e.data.clone()).collect();
+    assert_eq!(data, batch);
+    assert_eq!(appends[0].entries[0].index, Index(2));
+    assert_eq!(leader.last_index(), Index(4));
+}
+
+#[test]
+fn follower_forwards_a_proposed_batch_in_one_message() {
+    let mut follower = new_node(2, &[1, 2], &[], &|_| {});
+    follower.step(msg(MessageKind::Heartbeat, 1, 2, 1)).unwrap();
+    drain(&mut follower);
+    let batch = vec![Bytes::from_static(b"x"), Bytes::from_static(b"y")];
+    follower.propose_batch(batch.clone()).unwrap();
+    let proposes: Vec<Message> = drain(&mut follower)
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::Propose)
+        .collect();
+    assert_eq!(proposes.len(), 1, "one Propose for the whole batch");
+    assert_eq!(proposes[0].to, NodeId(1));
+    let data: Vec<Bytes> = proposes[0].entries.iter().map(|e| e.data.clone()).collect();
+    assert_eq!(data, batch);
+    assert_eq!(follower.propose_batch(Vec::new()), Ok(()));
+}
+
+#[test]
+fn batch_without_known_leader_is_dropped_whole() {
+    let mut n = new_node(1, &[1, 2, 3], &[], &|_| {});
+    let batch = vec![Bytes::from_static(b"x"), Bytes::from_static(b"y")];
+    assert_eq!(n.propose_batch(batch), Err(Error::ProposalDropped));
+    assert_eq!(n.last_index(), Index(0));
+}
