@@ -9,6 +9,7 @@
 //! `raft` and `mvcc` know nothing of each other; the server layer joins them.
 
 pub mod api;
+pub mod lease;
 pub mod mvcc;
 pub mod peer;
 pub mod proto;

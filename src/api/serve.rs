@@ -23,7 +23,8 @@ use super::grpc_health::health_service;
 use super::http;
 use super::kv::KvService;
 use super::maintenance::MaintenanceService;
-use super::pending::{LeaseService, WatchService};
+use super::lease::LeaseService;
+use super::pending::WatchService;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
@@ -60,7 +61,7 @@ pub fn client_router(server: EtcdServer, max_request_bytes: usize) -> axum::Rout
         .add_service(cluster)
         .add_service(maintenance)
         .add_service(WatchServer::new(WatchService).max_decoding_message_size(limit))
-        .add_service(LeaseServer::new(LeaseService))
+        .add_service(LeaseServer::new(LeaseService::new(server.clone())))
         .add_service(health_service(server.clone()));
     grpc.into_axum_router().merge(http::router(server))
 }

@@ -51,6 +51,7 @@ pub struct Driver {
     tick: Duration,
     next_tick: Instant,
     last_sweep: Instant,
+    last_lease_check: Instant,
     /// Whether this member's name and client URLs are in the member records.
     pub(super) published: bool,
     last_publish: Option<Instant>,
@@ -84,6 +85,7 @@ impl Driver {
             tick,
             next_tick: Instant::now() + tick,
             last_sweep: Instant::now(),
+            last_lease_check: Instant::now(),
             published: false,
             last_publish: None,
         };
@@ -211,6 +213,10 @@ impl Driver {
                 self.raw.read_index(ctx);
             }
             self.maybe_publish(now);
+        }
+        if now.duration_since(self.last_lease_check) >= super::lease_expiry::EXPIRY_CHECK_INTERVAL {
+            self.last_lease_check = now;
+            self.lease_housekeeping(now);
         }
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;

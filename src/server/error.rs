@@ -36,6 +36,19 @@ pub enum ServerError {
     /// The store refused the request, with etcd's message verbatim.
     #[error("{0}")]
     Mvcc(#[from] MvccError),
+    /// LeaseGrant with an id in use (FailedPrecondition).
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    /// A lease request names an unknown lease (NotFound).
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    /// LeaseGrant with a TTL above 9e9 s (OutOfRange).
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    /// This member does not lead (lease renewals and TTL lookups go to the leader);
+    /// the API layer forwards the request (Unavailable if it cannot).
+    #[error("etcdserver: not leader")]
+    NotLeader,
     /// The configuration or the data dir does not allow starting (start only).
     #[error("raftkv: bad configuration: {0}")]
     Config(String),
@@ -52,7 +65,10 @@ impl ServerError {
     pub fn code(&self) -> tonic::Code {
         use ServerError::*;
         match self {
-            NoLeader | Timeout | LeaderChanged | Stopped => tonic::Code::Unavailable,
+            NoLeader | Timeout | LeaderChanged | Stopped | NotLeader => tonic::Code::Unavailable,
+            LeaseExists => tonic::Code::FailedPrecondition,
+            LeaseNotFound => tonic::Code::NotFound,
+            LeaseTtlTooLarge => tonic::Code::OutOfRange,
             TooManyRequests | NoSpace => tonic::Code::ResourceExhausted,
             RequestTooLarge | Config(_) => tonic::Code::InvalidArgument,
             Storage(_) => tonic::Code::Internal,

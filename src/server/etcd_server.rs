@@ -23,6 +23,7 @@ use super::shared::{Applied, Input, Shared, INPUT_QUEUE_LEN, QUOTA_BACKEND_BYTES
 use super::storage;
 use super::transport::{RaftInbox, Transport};
 use super::{Metrics, ServerConfig, ServerError, SERVER_VERSION};
+use crate::lease::Lessor;
 use crate::mvcc;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::raftkvpb::{self, internal_request::Request};
@@ -56,7 +57,11 @@ impl EtcdServer {
         }
         let (inputs, receiver) = sync_channel(INPUT_QUEUE_LEN);
         let applied = opened.store.applied_index();
+        let mut lessor = Lessor::new(crate::lease::min_ttl_secs(cfg.election_timeout));
+        super::lease_apply::rebuild(&mut lessor, &opened.store)?;
+        let watch_hub = Arc::new(mvcc::WatchHub::new(opened.store.current_revision()));
         let shared = Arc::new(Shared {
+            watch_hub,
             cluster_id: opened.meta.cluster_id,
             member_id,
             store: Mutex::new(Some(opened.store)),
@@ -72,6 +77,7 @@ impl EtcdServer {
             db_size_bytes: AtomicU64::new(0),
             next_request_id: AtomicU64::new(first_request_id(member_id)),
             metrics: Metrics::new(),
+            lessor: Mutex::new(lessor),
             cfg,
         });
         let driver = Driver::new(
@@ -86,6 +92,7 @@ impl EtcdServer {
             .name(format!("raft-driver-{member_id:x}"))
             .spawn(move || driver.run())
             .map_err(|e| ServerError::Storage(format!("spawning the raft driver: {e}")))?;
+        super::watch_feed::spawn(shared.clone())?;
         tracing::info!(
             member_id = format!("{member_id:x}"),
             cluster_id = format!("{:x}", shared.cluster_id),
@@ -99,7 +106,7 @@ impl EtcdServer {
         })
     }
 
-    fn shared(&self) -> &Shared {
+    pub(super) fn shared(&self) -> &Shared {
         &self.inner.shared
     }
 
@@ -275,7 +282,7 @@ impl EtcdServer {
     }
 
     /// Encodes `request`, queues it for the driver and waits until it is applied.
-    async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
+    pub(super) async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
         let s = self.shared();
         s.check_accepting()?;
         let id = s.next_request_id.fetch_add(1, Ordering::SeqCst);

@@ -20,6 +20,9 @@ mod error;
 mod etcd_server;
 mod ids;
 mod inbox;
+mod lease_apply;
+mod lease_expiry;
+mod lease_ops;
 mod members;
 mod metrics;
 mod reads;
@@ -27,6 +30,7 @@ mod ready;
 mod shared;
 mod storage;
 pub mod transport;
+mod watch_feed;
 
 pub use config::{ClusterState, ServerConfig};
 pub use error::ServerError;
