@@ -127,7 +127,7 @@ fn unimplemented_etcd_flags_are_accepted_and_each_named_in_a_warning() {
         "--peer-client-cert-auth",
         "--name=n1",
         "--experimental-initial-corrupt-check=true",
-        "--experimental-watch-progress-notify-interval=5s",
+        "--max-learners=1",
         "--feature-gates=InitialCorruptCheck=true",
         "--auto-compaction-retention=1",
     ])
@@ -141,7 +141,7 @@ fn unimplemented_etcd_flags_are_accepted_and_each_named_in_a_warning() {
         "client-cert-auth",
         "peer-client-cert-auth",
         "experimental-initial-corrupt-check",
-        "experimental-watch-progress-notify-interval",
+        "max-learners",
         "feature-gates",
         "auto-compaction-retention",
     ] {
@@ -186,4 +186,21 @@ fn flags_that_are_not_etcds_are_errors() {
         parse(&["--no-such-flag=1"]),
         Err(ConfigError::Clap(_))
     ));
+}
+
+#[test]
+fn watch_progress_notify_interval_takes_both_spellings_and_defaults_to_ten_minutes() {
+    let default = parse(&[]).unwrap();
+    assert_eq!(
+        default.watch_progress_notify_interval,
+        Duration::from_secs(600)
+    );
+    let plain = parse(&["--watch-progress-notify-interval=5s"]).unwrap();
+    assert_eq!(plain.watch_progress_notify_interval, Duration::from_secs(5));
+    let old = parse(&["--experimental-watch-progress-notify-interval=250ms"]).unwrap();
+    assert_eq!(
+        old.watch_progress_notify_interval,
+        Duration::from_millis(250)
+    );
+    assert!(old.warnings.is_empty(), "{:?}", old.warnings);
 }

@@ -108,6 +108,15 @@ struct Flags {
     /// How long to wait for a ping's answer before closing the connection.
     #[arg(long, env = "ETCD_GRPC_KEEPALIVE_TIMEOUT", default_value = "20s")]
     grpc_keepalive_timeout: String,
+    /// Interval of progress notifications to idle watchers that asked for them (also
+    /// accepted as etcd 3.4's `--experimental-watch-progress-notify-interval`).
+    #[arg(
+        long,
+        env = "ETCD_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        alias = "experimental-watch-progress-notify-interval",
+        default_value = "10m"
+    )]
+    watch_progress_notify_interval: String,
 }
 
 /// Everything the binary needs to start one member.
@@ -127,6 +136,8 @@ pub struct Settings {
     pub grpc_keepalive_interval: Option<Duration>,
     /// How long a server ping may stay unanswered.
     pub grpc_keepalive_timeout: Duration,
+    /// Progress notifications to idle watchers (`--watch-progress-notify-interval`).
+    pub watch_progress_notify_interval: Duration,
     /// Messages to log once logging is up: ignored flags, unknown `ETCD_*` variables, TLS.
     pub warnings: Vec<String>,
 }
@@ -254,6 +265,12 @@ fn settings_from(f: Flags, mut warnings: Vec<String>) -> Result<Settings, Config
     parse_go_duration(&f.grpc_keepalive_min_time).map_err(invalid)?;
     let interval = parse_go_duration(&f.grpc_keepalive_interval).map_err(invalid)?;
     let timeout = parse_go_duration(&f.grpc_keepalive_timeout).map_err(invalid)?;
+    let progress = parse_go_duration(&f.watch_progress_notify_interval).map_err(invalid)?;
+    if progress.is_zero() {
+        return Err(invalid(
+            "--watch-progress-notify-interval must be > 0".to_string(),
+        ));
+    }
     let data_dir = f
         .data_dir
         .unwrap_or_else(|| PathBuf::from(format!("{}.raftkv", f.name)));
@@ -280,6 +297,7 @@ fn settings_from(f: Flags, mut warnings: Vec<String>) -> Result<Settings, Config
         log_level: f.log_level,
         grpc_keepalive_interval: (!interval.is_zero()).then_some(interval),
         grpc_keepalive_timeout: timeout,
+        watch_progress_notify_interval: progress,
         warnings,
     })
 }

@@ -1,7 +1,7 @@
 //! The client-facing side of a member: etcd's gRPC services, the HTTP routes, the
 //! command line and the process lifecycle of the `raftkv` binary.
 //!
-//! - `kv`, `cluster`, `maintenance`, `lease`, `pending` (Watch): tonic services that hand
+//! - `kv`, `cluster`, `maintenance`, `lease`, `watch` (+ `watch_reply`): tonic services that hand
 //!   requests to [`crate::server::EtcdServer`] and map its errors (`error`) to the exact
 //!   gRPC status etcd sends.
 //! - `grpc_health`: `grpc.health.v1`, serving while a leader is known.
@@ -26,8 +26,9 @@ mod kv;
 mod lease;
 pub mod logging;
 mod maintenance;
-mod pending;
 pub mod run;
+mod watch;
+mod watch_reply;
 
 pub mod serve;
 
