@@ -142,7 +142,7 @@ impl Lease for LeaseService {
         req: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let req = req.into_inner();
-        match self.server.lease_time_to_live(req.clone()) {
+        match self.server.lease_time_to_live(req) {
             Ok(r) => Ok(Response::new(r)),
             Err(ServerError::NotLeader) => {
                 let mut client = self.leader.client(&self.server)?;

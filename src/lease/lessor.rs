@@ -244,7 +244,7 @@ impl Lessor {
             if out.len() >= max {
                 break;
             }
-            if !l.expiry.is_some_and(|e| e <= now) {
+            if l.expiry.is_none_or(|e| e > now) {
                 continue;
             }
             if self
