@@ -161,3 +161,109 @@ pub fn rebuild<B: Backend>(lessor: &mut Lessor, store: &mvcc::Store<B>) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mvcc::{EventType, MemBackend, Store};
+
+    fn grant(id: i64, ttl: i64) -> Request {
+        Request::LeaseGrant(pb::LeaseGrantRequest { ttl, id })
+    }
+
+    fn put(key: &str, lease: i64) -> Request {
+        Request::Put(pb::PutRequest {
+            key: key.as_bytes().to_vec().into(),
+            value: b"v".to_vec().into(),
+            lease,
+            ..Default::default()
+        })
+    }
+
+    /// Grant, attach and revoke inside ONE batch (one Ready): the revoke must find the
+    /// keys attached earlier in the batch (not yet in the lessor) and delete them all in
+    /// one revision; the commit events then leave the lessor without the lease.
+    #[test]
+    fn revoke_in_the_same_batch_deletes_keys_attached_in_that_batch() {
+        let mut store = Store::open(MemBackend::new()).unwrap();
+        let lessor = Mutex::new(Lessor::new(1));
+        let metrics = Metrics::new();
+        let exists = |id: i64| lessor.lock().unwrap().contains(id);
+        let mut batch = store.begin_apply_with_leases(Some(&exists)).unwrap();
+        let mut pending = PendingAttachments::default();
+        let r = apply_lease(&mut batch, &lessor, &pending, &metrics, &grant(7, 10));
+        assert!(matches!(
+            r,
+            Some(Ok(Applied::LeaseGrant { id: 7, ttl: 10 }))
+        ));
+        for key in ["a", "b", "c"] {
+            let req = put(key, 7);
+            pending.note(&req);
+            let Request::Put(p) = &req else {
+                unreachable!()
+            };
+            batch.put(&super::super::convert::put_request(p)).unwrap();
+        }
+        batch
+            .put(&super::super::convert::put_request(&pb::PutRequest {
+                key: b"c".to_vec().into(),
+                value: b"moved".to_vec().into(),
+                ..Default::default()
+            }))
+            .unwrap();
+        let before = batch.current_revision();
+        let r = apply_lease(&mut batch, &lessor, &pending, &metrics, &put("x", 0));
+        assert!(r.is_none(), "a put is not a lease request");
+        let r = apply_lease(&mut batch, &lessor, &pending, &metrics, &revoke_req(7));
+        assert!(matches!(r, Some(Ok(Applied::LeaseRevoke(rev))) if rev == before + 1));
+        let out = batch.commit(1).unwrap();
+        lessor.lock().unwrap().apply_events(&out.events);
+        let deletes: Vec<_> = out
+            .events
+            .iter()
+            .filter(|e| e.kind == EventType::Delete)
+            .map(|e| (e.kv.key.clone(), e.kv.mod_revision))
+            .collect();
+        assert_eq!(
+            deletes,
+            vec![(b"a".to_vec(), before + 1), (b"b".to_vec(), before + 1)],
+            "a and b deleted in one revision; c moved off the lease stays"
+        );
+        assert!(!lessor.lock().unwrap().contains(7));
+        assert!(store.app_meta(&record::name(7)).unwrap().is_none());
+        let err = {
+            let mut batch = store.begin_apply().unwrap();
+            let r = apply_lease(&mut batch, &lessor, &pending, &metrics, &revoke_req(7));
+            batch.commit(2).unwrap();
+            r
+        };
+        assert!(matches!(err, Some(Err(ServerError::LeaseNotFound))));
+    }
+
+    fn revoke_req(id: i64) -> Request {
+        Request::LeaseRevoke(pb::LeaseRevokeRequest { id })
+    }
+
+    #[test]
+    fn leases_and_attachments_are_rebuilt_from_the_store() {
+        let mut store = Store::open(MemBackend::new()).unwrap();
+        let lessor = Mutex::new(Lessor::new(1));
+        let metrics = Metrics::new();
+        {
+            let exists = |id: i64| lessor.lock().unwrap().contains(id);
+            let mut batch = store.begin_apply_with_leases(Some(&exists)).unwrap();
+            let pending = PendingAttachments::default();
+            apply_lease(&mut batch, &lessor, &pending, &metrics, &grant(5, 30));
+            let Request::Put(p) = put("k", 5) else {
+                unreachable!()
+            };
+            batch.put(&super::super::convert::put_request(&p)).unwrap();
+            batch.commit(1).unwrap();
+        }
+        let mut rebuilt = Lessor::new(1);
+        rebuild(&mut rebuilt, &store).unwrap();
+        let ttl = rebuilt.time_to_live(5, Instant::now()).unwrap();
+        assert_eq!((ttl.granted_secs, ttl.keys), (30, vec![b"k".to_vec()]));
+        rebuilt.check_invariants();
+    }
+}

@@ -159,22 +159,22 @@ impl Metrics {
         // prometheus-client appends `_total` to counters.
         r.register(
             "etcd_debugging_lease_granted",
-            "The total number of granted leases.",
+            "The total number of granted leases",
             self.lease_granted.clone(),
         );
         r.register(
             "etcd_debugging_lease_revoked",
-            "The total number of revoked leases.",
+            "The total number of revoked leases",
             self.lease_revoked.clone(),
         );
         r.register(
             "etcd_debugging_lease_renewed",
-            "The number of renewed leases seen by the leader.",
+            "The number of renewed leases seen by the leader",
             self.lease_renewed.clone(),
         );
         r.register(
             "etcd_debugging_lease_ttl_total",
-            "Bucketed histogram of lease TTLs.",
+            "Bucketed histogram of lease TTLs",
             self.lease_ttl.clone(),
         );
     }
