@@ -3,7 +3,7 @@
 //!
 //! - `kept_alive_through_a_follower_stays_alive`: a 3 s lease renewed only through a
 //!   follower (`lease keep-alive --once` every 500 ms, for well over 3 s) keeps its key;
-//!   once renewals stop, it expires.
+//!   timetolive and list through the follower show it; once renewals stop, it expires.
 //! - `expiry_survives_killing_the_leader`: keys attached (through a follower) to a 4 s
 //!   lease; the leader is killed with -9 before the lease expires; the new leader still
 //!   expires it, and every surviving member loses every attached key, at one and the same
@@ -62,6 +62,18 @@ fn kept_alive_through_a_follower_stays_alive(binary: &ServerBinary) {
         Some(1),
         "renewed through a follower for 8 s, the 3 s lease must still hold its key"
     );
+    let ttl = cluster
+        .ctl(follower, &["lease", "timetolive", &id, "--keys"])
+        .ok("timetolive through a follower");
+    assert!(
+        ttl.stdout
+            .starts_with(&format!("lease {id} granted with TTL(3s), remaining("))
+            && ttl.stdout.trim_end().ends_with("attached keys([alive])"),
+        "timetolive through a follower (answered by the leader): {}",
+        ttl.stdout
+    );
+    let list = cluster.ctl(follower, &["lease", "list"]).ok("lease list");
+    assert_eq!(list.stdout, format!("found 1 leases\n{id}\n"));
     wait_for(
         "the lease expires once renewals stop",
         Duration::from_secs(20),

@@ -8,6 +8,7 @@
 
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -25,6 +26,12 @@ type Replies<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Replies a keep-alive stream may have queued before the client reads them.
 const KEEPALIVE_REPLIES_QUEUED_MAX: usize = 16;
+
+/// How long a follower waits to learn the leader's client URL before `no leader`.
+const LEADER_WAIT: Duration = Duration::from_secs(3);
+
+/// How often it looks while waiting.
+const LEADER_POLL: Duration = Duration::from_millis(20);
 
 /// The Lease service over one member.
 pub struct LeaseService {
@@ -49,10 +56,20 @@ struct LeaderChannel {
 }
 
 impl LeaderChannel {
-    fn client(&self, server: &EtcdServer) -> Result<LeaseClient<Channel>, Status> {
-        let urls = server
-            .leader_client_urls()
-            .ok_or_else(|| Status::from(ServerError::NoLeader))?;
+    /// A client for the leader. Right after an election or a start, the leader (or its
+    /// published client URLs) may not be known here yet: waits for them up to
+    /// [`LEADER_WAIT`], then fails with `no leader`.
+    async fn client(&self, server: &EtcdServer) -> Result<LeaseClient<Channel>, Status> {
+        let until = tokio::time::Instant::now() + LEADER_WAIT;
+        let urls = loop {
+            if let Some(urls) = server.leader_client_urls() {
+                break urls;
+            }
+            if tokio::time::Instant::now() >= until {
+                return Err(ServerError::NoLeader.into());
+            }
+            tokio::time::sleep(LEADER_POLL).await;
+        };
         let url = urls[0].clone();
         let mut cached = self.cached.lock().expect("leader channel lock poisoned");
         if let Some((u, ch)) = cached.as_ref() {
@@ -77,7 +94,7 @@ async fn renew(
     match server.lease_renew(id) {
         Ok(r) => Ok(r),
         Err(ServerError::NotLeader) => {
-            let mut client = leader.client(server)?;
+            let mut client = leader.client(server).await?;
             let req = pb::LeaseKeepAliveRequest { id };
             let mut replies = client
                 .lease_keep_alive(tokio_stream::iter(vec![req]))
@@ -145,7 +162,7 @@ impl Lease for LeaseService {
         match self.server.lease_time_to_live(req) {
             Ok(r) => Ok(Response::new(r)),
             Err(ServerError::NotLeader) => {
-                let mut client = self.leader.client(&self.server)?;
+                let mut client = self.leader.client(&self.server).await?;
                 client.lease_time_to_live(req).await
             }
             Err(e) => Err(e.into()),
