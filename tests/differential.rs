@@ -136,7 +136,10 @@ fn run_script(binary: &ServerBinary, script: &Script) -> Vec<Outcome> {
 fn run_step(cluster: &Cluster, step: &Step, id: &Identity, leases: &mut Vec<u64>) -> Outcome {
     let args: Vec<String> = step.args.iter().map(|a| with_leases(a, leases)).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = cluster.ctl_stdin(0, &args, &step.stdin);
+    let out = match step.lines {
+        Some(n) => cluster.ctl_lines(0, &args, n),
+        None => cluster.ctl_stdin(0, &args, &step.stdin),
+    };
     let mut outcome = Outcome {
         command: step.display(),
         code: out.code,
