@@ -197,7 +197,10 @@ impl Writer {
 /// One watch stream: requests go in through `send`, responses are collected per watch id.
 pub struct Stream {
     pub tx: mpsc::Sender<pb::WatchRequest>,
-    pub rx: Streaming<pb::WatchResponse>,
+    /// The response stream, once its headers arrived (etcd sends them only with the first
+    /// response, so opening must not wait for them).
+    rx: Option<Streaming<pb::WatchResponse>>,
+    opening: Option<tokio::task::JoinHandle<Streaming<pb::WatchResponse>>>,
     /// Every response, in arrival order.
     pub all: Vec<pb::WatchResponse>,
 }
@@ -207,8 +210,8 @@ impl Stream {
         let (tx, req_rx) = mpsc::channel(64);
         let mut client = WatchClient::new(channel);
         let requests = tokio_stream::wrappers::ReceiverStream::new(req_rx);
-        let rx = client.watch(requests).await.unwrap().into_inner();
-        Stream { tx, rx, all: Vec::new() }
+        let opening = tokio::spawn(async move { client.watch(requests).await.unwrap().into_inner() });
+        Stream { tx, rx: None, opening: Some(opening), all: Vec::new() }
     }
 
     pub async fn send(&self, req: pb::WatchRequest) {
@@ -217,19 +220,29 @@ impl Stream {
 
     /// Reads the next response (panics after the deadline).
     pub async fn next(&mut self) -> pb::WatchResponse {
-        let r = tokio::time::timeout(DEADLINE, self.rx.message()).await;
+        if self.rx.is_none() {
+            let opening = self.opening.take().expect("a stream is opening or open");
+            let rx = tokio::time::timeout(DEADLINE, opening).await;
+            self.rx = Some(rx.expect("watch stream headers within the deadline").unwrap());
+        }
+        let rx = self.rx.as_mut().expect("set above");
+        let r = tokio::time::timeout(DEADLINE, rx.message()).await;
         let r = r.expect("no watch response within the deadline").unwrap().expect("stream ended");
         self.all.push(r.clone());
         r
     }
 
-    /// Creates a watcher and returns its id from the `created` reply (which must be the
-    /// next response: nothing else is pending on the stream when this is called).
+    /// Creates a watcher and returns its id from its `created` reply (events of earlier
+    /// watchers that arrive first are kept).
     pub async fn create(&mut self, want: &Want) -> i64 {
         self.send(want.request(0)).await;
-        let r = self.next().await;
-        assert!(r.created && !r.canceled, "{r:?}");
-        r.watch_id
+        loop {
+            let r = self.next().await;
+            if r.created {
+                assert!(!r.canceled, "{r:?}");
+                return r.watch_id;
+            }
+        }
     }
 
     /// Reads until `done` holds for the events collected so far.
