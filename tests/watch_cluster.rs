@@ -51,7 +51,11 @@ fn a_watch_on_a_follower_sees_every_event(binary: &ServerBinary) {
         .await;
         let got = s.events();
         for ((id, e), want) in ids.iter().zip(&expected).zip(&list) {
-            assert_eq!(got.get(id).cloned().unwrap_or_default(), *e, "seed {seed}: {want:?}");
+            assert_eq!(
+                got.get(id).cloned().unwrap_or_default(),
+                *e,
+                "seed {seed}: {want:?}"
+            );
         }
         s.assert_atomic(seed);
     });

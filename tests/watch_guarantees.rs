@@ -29,12 +29,35 @@ fn wants(start: i64, future: i64) -> Vec<Want> {
         ..Default::default()
     };
     vec![
-        Want { prev_kv: true, ..all(start) },
-        Want { key: b"k2".to_vec(), range_end: b"k5".to_vec(), ..all(future) },
-        Want { key: b"k3".to_vec(), range_end: Vec::new(), prev_kv: true, ..all(start) },
-        Want { no_put: true, prev_kv: true, ..all(future) },
-        Want { no_delete: true, ..all(start) },
-        Want { key: b"k".to_vec(), range_end: b"l".to_vec(), ..all(future) },
+        Want {
+            prev_kv: true,
+            ..all(start)
+        },
+        Want {
+            key: b"k2".to_vec(),
+            range_end: b"k5".to_vec(),
+            ..all(future)
+        },
+        Want {
+            key: b"k3".to_vec(),
+            range_end: Vec::new(),
+            prev_kv: true,
+            ..all(start)
+        },
+        Want {
+            no_put: true,
+            prev_kv: true,
+            ..all(future)
+        },
+        Want {
+            no_delete: true,
+            ..all(start)
+        },
+        Want {
+            key: b"k".to_vec(),
+            range_end: b"l".to_vec(),
+            ..all(future)
+        },
     ]
 }
 
@@ -61,12 +84,18 @@ fn ordered_unique_reliable_atomic_prev_kv_filters(binary: &ServerBinary) {
         }
         let expected: Vec<Vec<Ev>> = list.iter().map(|x| x.expected(&w.events)).collect();
         s.read_until(|got| {
-            ids.iter().zip(&expected).all(|(id, e)| got.get(id).map_or(0, Vec::len) >= e.len())
+            ids.iter()
+                .zip(&expected)
+                .all(|(id, e)| got.get(id).map_or(0, Vec::len) >= e.len())
         })
         .await;
         let got = s.events();
         for ((id, e), want) in ids.iter().zip(&expected).zip(&list) {
-            assert_eq!(got.get(id).cloned().unwrap_or_default(), *e, "seed {seed}: {want:?}");
+            assert_eq!(
+                got.get(id).cloned().unwrap_or_default(),
+                *e,
+                "seed {seed}: {want:?}"
+            );
         }
         s.assert_atomic(seed);
     });
@@ -91,7 +120,10 @@ fn bookmarkable(binary: &ServerBinary) {
                 w.step(16).await;
             }
             let progress = RequestUnion::ProgressRequest(pb::WatchProgressRequest {});
-            s.send(pb::WatchRequest { request_union: Some(progress) }).await;
+            s.send(pb::WatchRequest {
+                request_union: Some(progress),
+            })
+            .await;
             let r = loop {
                 let r = s.next().await;
                 if r.watch_id == -1 {
@@ -100,11 +132,23 @@ fn bookmarkable(binary: &ServerBinary) {
             };
             assert!(r.events.is_empty() && !r.created && !r.canceled, "{r:?}");
             let at = r.header.unwrap().revision;
-            assert!(at >= w.revision, "seed {seed} round {round}: progress at {at} < {}", w.revision);
+            assert!(
+                at >= w.revision,
+                "seed {seed} round {round}: progress at {at} < {}",
+                w.revision
+            );
             let got = s.events();
             for (id, want) in ids.iter().zip(&list) {
-                let due: Vec<Ev> = want.expected(&w.events).into_iter().filter(|e| e.revision <= at).collect();
-                assert_eq!(got.get(id).cloned().unwrap_or_default(), due, "seed {seed}: {want:?}");
+                let due: Vec<Ev> = want
+                    .expected(&w.events)
+                    .into_iter()
+                    .filter(|e| e.revision <= at)
+                    .collect();
+                assert_eq!(
+                    got.get(id).cloned().unwrap_or_default(),
+                    due,
+                    "seed {seed}: {want:?}"
+                );
             }
         }
     });
@@ -122,19 +166,31 @@ fn resumable(binary: &ServerBinary) {
         for _ in 0..120 {
             w.step(16).await;
         }
-        let want = Want { key: b"k".to_vec(), range_end: vec![0], start_revision: first, prev_kv: true, ..Default::default() };
+        let want = Want {
+            key: b"k".to_vec(),
+            range_end: vec![0],
+            start_revision: first,
+            prev_kv: true,
+            ..Default::default()
+        };
         let expected = want.expected(&w.events);
         let mut s = Stream::open(channel.clone()).await;
         let id = s.create(&want).await;
-        s.read_until(|g| g.get(&id).map_or(0, Vec::len) >= expected.len() / 2).await;
+        s.read_until(|g| g.get(&id).map_or(0, Vec::len) >= expected.len() / 2)
+            .await;
         let part = s.events().remove(&id).unwrap();
         let last = part.last().unwrap().revision;
         drop(s);
         let mut again = Stream::open(channel).await;
-        let rest = Want { start_revision: last + 1, ..want.clone() };
+        let rest = Want {
+            start_revision: last + 1,
+            ..want.clone()
+        };
         let id = again.create(&rest).await;
         let todo = expected.len() - part.len();
-        again.read_until(|g| g.get(&id).map_or(0, Vec::len) >= todo).await;
+        again
+            .read_until(|g| g.get(&id).map_or(0, Vec::len) >= todo)
+            .await;
         let mut joined = part;
         joined.extend(again.events().remove(&id).unwrap());
         assert_eq!(joined, expected, "seed {seed}");
@@ -154,21 +210,43 @@ fn compacted_start_revision_cancels_with_the_compact_revision(binary: &ServerBin
         }
         let at = w.revision - 5;
         let mut kv = KvClient::new(channel.clone());
-        kv.compact(pb::CompactionRequest { revision: at, physical: true }).await.unwrap();
+        kv.compact(pb::CompactionRequest {
+            revision: at,
+            physical: true,
+        })
+        .await
+        .unwrap();
         let mut s = Stream::open(channel).await;
-        let want = Want { key: b"k".to_vec(), range_end: vec![0], start_revision: at - 3, ..Default::default() };
+        let want = Want {
+            key: b"k".to_vec(),
+            range_end: vec![0],
+            start_revision: at - 3,
+            ..Default::default()
+        };
         s.send(want.request(0)).await;
         let created = s.next().await;
         assert!(created.created && !created.canceled, "{created:?}");
         let r = s.next().await;
-        assert_eq!((r.watch_id, r.compact_revision, r.canceled), (created.watch_id, at, true), "{r:?}");
+        assert_eq!(
+            (r.watch_id, r.compact_revision, r.canceled),
+            (created.watch_id, at, true),
+            "{r:?}"
+        );
         assert!(r.events.is_empty());
         // The compaction point itself is still watchable.
-        let ok = Want { start_revision: at, ..want };
+        let ok = Want {
+            start_revision: at,
+            ..want
+        };
         let id = s.create(&ok).await;
         let expected = ok.expected(&w.events);
-        s.read_until(|g| g.get(&id).map_or(0, Vec::len) >= expected.len()).await;
-        assert_eq!(s.events().remove(&id).unwrap_or_default(), expected, "seed {seed}");
+        s.read_until(|g| g.get(&id).map_or(0, Vec::len) >= expected.len())
+            .await;
+        assert_eq!(
+            s.events().remove(&id).unwrap_or_default(),
+            expected,
+            "seed {seed}"
+        );
     });
 }
 
@@ -183,13 +261,19 @@ fn slow_client_gets_every_event(binary: &ServerBinary) {
         let mut w = Writer::new(channel.clone(), seed).await;
         // Its own connection, so the unread stream's flow control stalls only the watch.
         let mut s = Stream::open(connect(&url(&cluster, 0)).await).await;
-        let want = Want { key: b"k".to_vec(), range_end: vec![0], start_revision: w.revision + 1, ..Default::default() };
+        let want = Want {
+            key: b"k".to_vec(),
+            range_end: vec![0],
+            start_revision: w.revision + 1,
+            ..Default::default()
+        };
         let id = s.create(&want).await;
         for _ in 0..400 {
             w.step(16 << 10).await;
         }
         let expected = want.expected(&w.events);
-        s.read_until(|g| g.get(&id).map_or(0, Vec::len) >= expected.len()).await;
+        s.read_until(|g| g.get(&id).map_or(0, Vec::len) >= expected.len())
+            .await;
         assert_eq!(s.events().remove(&id).unwrap(), expected, "seed {seed}");
         s.assert_atomic(seed);
     });

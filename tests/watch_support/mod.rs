@@ -7,12 +7,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use raftkv::proto::etcdserverpb as pb;
 use raftkv::proto::etcdserverpb::kv_client::KvClient;
 use raftkv::proto::etcdserverpb::watch_client::WatchClient;
 use raftkv::proto::etcdserverpb::watch_request::RequestUnion;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tonic::Streaming;
@@ -118,7 +118,10 @@ pub struct Writer {
 impl Writer {
     pub async fn new(channel: Channel, seed: u64) -> Writer {
         let mut kv = KvClient::new(channel);
-        let head = kv.range(pb::RangeRequest { key: "x".into(), ..Default::default() });
+        let head = kv.range(pb::RangeRequest {
+            key: "x".into(),
+            ..Default::default()
+        });
         let revision = head.await.unwrap().into_inner().header.unwrap().revision;
         Writer {
             kv,
@@ -146,13 +149,28 @@ impl Writer {
         match self.rng.gen_range(0..10) {
             0..=5 => {
                 let (key, value) = (self.key(), self.value(value_bytes));
-                let req = pb::PutRequest { key: key.clone().into(), value: value.clone().into(), ..Default::default() };
-                let rev = self.kv.put(req).await.unwrap().into_inner().header.unwrap().revision;
+                let req = pb::PutRequest {
+                    key: key.clone().into(),
+                    value: value.clone().into(),
+                    ..Default::default()
+                };
+                let rev = self
+                    .kv
+                    .put(req)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .header
+                    .unwrap()
+                    .revision;
                 self.record(rev, vec![(key, Some(value))]);
             }
             6 | 7 => {
                 let key = self.key();
-                let req = pb::DeleteRangeRequest { key: key.clone().into(), ..Default::default() };
+                let req = pb::DeleteRangeRequest {
+                    key: key.clone().into(),
+                    ..Default::default()
+                };
                 let resp = self.kv.delete_range(req).await.unwrap().into_inner();
                 if resp.deleted > 0 {
                     self.record(resp.header.unwrap().revision, vec![(key, None)]);
@@ -162,8 +180,10 @@ impl Writer {
                 let mut keys: Vec<Vec<u8>> = (0..3).map(|_| self.key()).collect();
                 keys.sort();
                 keys.dedup();
-                let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-                    keys.into_iter().map(|k| (k, Some(self.value(value_bytes)))).collect();
+                let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = keys
+                    .into_iter()
+                    .map(|k| (k, Some(self.value(value_bytes))))
+                    .collect();
                 let success = writes
                     .iter()
                     .map(|(k, v)| pb::RequestOp {
@@ -174,8 +194,19 @@ impl Writer {
                         })),
                     })
                     .collect();
-                let req = pb::TxnRequest { success, ..Default::default() };
-                let rev = self.kv.txn(req).await.unwrap().into_inner().header.unwrap().revision;
+                let req = pb::TxnRequest {
+                    success,
+                    ..Default::default()
+                };
+                let rev = self
+                    .kv
+                    .txn(req)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .header
+                    .unwrap()
+                    .revision;
                 self.record(rev, writes);
             }
         }
@@ -189,7 +220,13 @@ impl Writer {
                 Some(v) => self.state.insert(key.clone(), v.clone()),
                 None => self.state.remove(&key),
             };
-            self.events.push(Ev { put: value.is_some(), key, value: value.unwrap_or_default(), revision, prev });
+            self.events.push(Ev {
+                put: value.is_some(),
+                key,
+                value: value.unwrap_or_default(),
+                revision,
+                prev,
+            });
         }
     }
 }
@@ -210,8 +247,14 @@ impl Stream {
         let (tx, req_rx) = mpsc::channel(64);
         let mut client = WatchClient::new(channel);
         let requests = tokio_stream::wrappers::ReceiverStream::new(req_rx);
-        let opening = tokio::spawn(async move { client.watch(requests).await.unwrap().into_inner() });
-        Stream { tx, rx: None, opening: Some(opening), all: Vec::new() }
+        let opening =
+            tokio::spawn(async move { client.watch(requests).await.unwrap().into_inner() });
+        Stream {
+            tx,
+            rx: None,
+            opening: Some(opening),
+            all: Vec::new(),
+        }
     }
 
     pub async fn send(&self, req: pb::WatchRequest) {
@@ -223,11 +266,17 @@ impl Stream {
         if self.rx.is_none() {
             let opening = self.opening.take().expect("a stream is opening or open");
             let rx = tokio::time::timeout(DEADLINE, opening).await;
-            self.rx = Some(rx.expect("watch stream headers within the deadline").unwrap());
+            self.rx = Some(
+                rx.expect("watch stream headers within the deadline")
+                    .unwrap(),
+            );
         }
         let rx = self.rx.as_mut().expect("set above");
         let r = tokio::time::timeout(DEADLINE, rx.message()).await;
-        let r = r.expect("no watch response within the deadline").unwrap().expect("stream ended");
+        let r = r
+            .expect("no watch response within the deadline")
+            .unwrap()
+            .expect("stream ended");
         self.all.push(r.clone());
         r
     }
@@ -256,7 +305,9 @@ impl Stream {
     pub fn events(&self) -> HashMap<i64, Vec<Ev>> {
         let mut out: HashMap<i64, Vec<Ev>> = HashMap::new();
         for r in &self.all {
-            out.entry(r.watch_id).or_default().extend(r.events.iter().map(Ev::from_pb));
+            out.entry(r.watch_id)
+                .or_default()
+                .extend(r.events.iter().map(Ev::from_pb));
         }
         out
     }
@@ -265,10 +316,16 @@ impl Stream {
     pub fn assert_atomic(&self, seed: u64) {
         let mut last: HashMap<i64, i64> = HashMap::new();
         for r in &self.all {
-            let Some(first) = r.events.first() else { continue };
+            let Some(first) = r.events.first() else {
+                continue;
+            };
             let rev = first.kv.as_ref().unwrap().mod_revision;
             if let Some(prev) = last.get(&r.watch_id) {
-                assert!(rev > *prev, "seed {seed}: revision {rev} split or reordered for watch {}", r.watch_id);
+                assert!(
+                    rev > *prev,
+                    "seed {seed}: revision {rev} split or reordered for watch {}",
+                    r.watch_id
+                );
             }
             let end = r.events.last().unwrap().kv.as_ref().unwrap().mod_revision;
             last.insert(r.watch_id, end);
@@ -278,5 +335,9 @@ impl Stream {
 
 /// A channel to `url` (`http://host:port`).
 pub async fn connect(url: &str) -> Channel {
-    Channel::from_shared(url.to_string()).unwrap().connect().await.unwrap()
+    Channel::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
