@@ -244,9 +244,19 @@ pub struct Stream {
 
 impl Stream {
     pub async fn open(channel: Channel) -> Stream {
+        Stream::open_with(channel, false).await
+    }
+
+    /// `leader_required`: send etcd's `hasleader=true` metadata (as kube-apiserver does).
+    pub async fn open_with(channel: Channel, leader_required: bool) -> Stream {
         let (tx, req_rx) = mpsc::channel(64);
         let mut client = WatchClient::new(channel);
-        let requests = tokio_stream::wrappers::ReceiverStream::new(req_rx);
+        let mut requests = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(req_rx));
+        if leader_required {
+            requests
+                .metadata_mut()
+                .insert("hasleader", "true".parse().unwrap());
+        }
         let opening =
             tokio::spawn(async move { client.watch(requests).await.unwrap().into_inner() });
         Stream {
@@ -259,6 +269,22 @@ impl Stream {
 
     pub async fn send(&self, req: pb::WatchRequest) {
         self.tx.send(req).await.unwrap();
+    }
+
+    /// The next response or the stream's error status (panics after the deadline).
+    pub async fn next_result(&mut self) -> Result<Option<pb::WatchResponse>, tonic::Status> {
+        if self.rx.is_none() {
+            let opening = self.opening.take().expect("a stream is opening or open");
+            let rx = tokio::time::timeout(DEADLINE, opening).await;
+            self.rx = Some(
+                rx.expect("watch stream headers within the deadline")
+                    .unwrap(),
+            );
+        }
+        let rx = self.rx.as_mut().expect("set above");
+        tokio::time::timeout(DEADLINE, rx.message())
+            .await
+            .expect("a reply within the deadline")
     }
 
     /// Reads the next response (panics after the deadline).
