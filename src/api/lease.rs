@@ -91,7 +91,17 @@ async fn renew(
     leader: &LeaderChannel,
     id: i64,
 ) -> Result<pb::LeaseKeepAliveResponse, Status> {
-    match server.lease_renew(id) {
+    let mut result = server.lease_renew(id);
+    let until = tokio::time::Instant::now() + LEADER_WAIT;
+    while matches!(result, Err(ServerError::NotLeader))
+        && server.leader() == Some(server.member_id())
+        && tokio::time::Instant::now() < until
+    {
+        // Just elected: the lessor is promoted on the driver's next turn.
+        tokio::time::sleep(LEADER_POLL).await;
+        result = server.lease_renew(id);
+    }
+    match result {
         Ok(r) => Ok(r),
         Err(ServerError::NotLeader) => {
             let mut client = leader.client(server).await?;
