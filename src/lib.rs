@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod ctl;
+pub mod lease;
 pub mod mvcc;
 pub mod peer;
 pub mod proto;

@@ -127,7 +127,7 @@ fn unimplemented_etcd_flags_are_accepted_and_each_named_in_a_warning() {
         "--peer-client-cert-auth",
         "--name=n1",
         "--experimental-initial-corrupt-check=true",
-        "--experimental-watch-progress-notify-interval=5s",
+        "--max-learners=1",
         "--feature-gates=InitialCorruptCheck=true",
         "--max-learners=1",
     ])
@@ -141,7 +141,7 @@ fn unimplemented_etcd_flags_are_accepted_and_each_named_in_a_warning() {
         "client-cert-auth",
         "peer-client-cert-auth",
         "experimental-initial-corrupt-check",
-        "experimental-watch-progress-notify-interval",
+        "max-learners",
         "feature-gates",
         "max-learners",
     ] {
@@ -231,4 +231,21 @@ fn the_stale_reads_fault_switch_is_off_by_default_and_hidden_from_help() {
         !help.contains("unsafe"),
         "the fault switch shows in --help: {help}"
     );
+}
+
+#[test]
+fn watch_progress_notify_interval_takes_both_spellings_and_defaults_to_ten_minutes() {
+    let default = parse(&[]).unwrap();
+    assert_eq!(
+        default.watch_progress_notify_interval,
+        Duration::from_secs(600)
+    );
+    let plain = parse(&["--watch-progress-notify-interval=5s"]).unwrap();
+    assert_eq!(plain.watch_progress_notify_interval, Duration::from_secs(5));
+    let old = parse(&["--experimental-watch-progress-notify-interval=250ms"]).unwrap();
+    assert_eq!(
+        old.watch_progress_notify_interval,
+        Duration::from_millis(250)
+    );
+    assert!(old.warnings.is_empty(), "{:?}", old.warnings);
 }

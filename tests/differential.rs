@@ -122,21 +122,54 @@ fn load_scripts() -> Vec<Script> {
 fn run_script(binary: &ServerBinary, script: &Script) -> Vec<Outcome> {
     let cluster = Cluster::start(binary, &ClusterOptions::default());
     let id = identity(&cluster);
+    let mut leases = Vec::new();
     script
         .steps
         .iter()
-        .map(|step| run_step(&cluster, step, &id))
+        .map(|step| run_step(&cluster, step, &id, &mut leases))
         .collect()
 }
 
-fn run_step(cluster: &Cluster, step: &Step, id: &Identity) -> Outcome {
-    let args: Vec<&str> = step.args.iter().map(String::as_str).collect();
-    let out = cluster.ctl_stdin(0, &args, &step.stdin);
-    Outcome {
+/// Runs one step. `leases`: the ids granted so far by `lease grant` steps, in order;
+/// `$LEASEn` in an argument is replaced by the n-th one (hex), and every one is
+/// normalised to `<lease-n>` in the output (see `normalize::normalize_leases`).
+fn run_step(cluster: &Cluster, step: &Step, id: &Identity, leases: &mut Vec<u64>) -> Outcome {
+    let args: Vec<String> = step.args.iter().map(|a| with_leases(a, leases)).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = match step.lines {
+        Some(n) => cluster.ctl_lines(0, &args, n),
+        None => cluster.ctl_stdin(0, &args, &step.stdin),
+    };
+    let mut outcome = Outcome {
         command: step.display(),
         code: out.code,
         stdout: normalize::normalize(&step.args, &out.stdout, id),
         stderr: normalize::normalize(&step.args, &out.stderr, id),
+    };
+    if args.starts_with(&["lease", "grant"]) && out.code == 0 {
+        leases.extend(granted_lease(&out.stdout));
+    }
+    outcome.stdout = normalize::normalize_leases(&outcome.stdout, leases);
+    outcome.stderr = normalize::normalize_leases(&outcome.stderr, leases);
+    outcome
+}
+
+/// `arg` with `$LEASEn` replaced by the n-th granted lease id in hex (highest n first, so
+/// `$LEASE1` never eats the start of `$LEASE12`).
+fn with_leases(arg: &str, leases: &[u64]) -> String {
+    let mut arg = arg.to_string();
+    for (n, id) in leases.iter().enumerate().rev() {
+        arg = arg.replace(&format!("$LEASE{}", n + 1), &format!("{id:x}"));
+    }
+    arg
+}
+
+/// The id in `lease 694d7c8f5b1d5e04 granted with TTL(10s)` or in `-w json` output.
+fn granted_lease(stdout: &str) -> Option<u64> {
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    match words.as_slice() {
+        ["lease", hex, "granted", ..] => u64::from_str_radix(hex, 16).ok(),
+        _ => support::json::u64_first(stdout, "ID"),
     }
 }
 

@@ -118,6 +118,15 @@ struct Flags {
     /// Fault injection for the jepsen harness's self-test: linearizable reads skip ReadIndex.
     #[arg(long, hide = true)]
     unsafe_test_stale_reads: bool,
+    /// Interval of progress notifications to idle watchers that asked for them (also
+    /// accepted as etcd 3.4's `--experimental-watch-progress-notify-interval`).
+    #[arg(
+        long,
+        env = "ETCD_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        alias = "experimental-watch-progress-notify-interval",
+        default_value = "10m"
+    )]
+    watch_progress_notify_interval: String,
 }
 
 /// Everything the binary needs to start one member.
@@ -139,6 +148,8 @@ pub struct Settings {
     pub grpc_keepalive_timeout: Duration,
     /// `--auto-compaction-*`: the compaction policy the leader runs (`None`: disabled).
     pub auto_compaction: Option<AutoCompaction>,
+    /// Progress notifications to idle watchers (`--watch-progress-notify-interval`).
+    pub watch_progress_notify_interval: Duration,
     /// Messages to log once logging is up: ignored flags, unknown `ETCD_*` variables, TLS.
     pub warnings: Vec<String>,
 }
@@ -266,6 +277,12 @@ fn settings_from(f: Flags, mut warnings: Vec<String>) -> Result<Settings, Config
     parse_go_duration(&f.grpc_keepalive_min_time).map_err(invalid)?;
     let interval = parse_go_duration(&f.grpc_keepalive_interval).map_err(invalid)?;
     let timeout = parse_go_duration(&f.grpc_keepalive_timeout).map_err(invalid)?;
+    let progress = parse_go_duration(&f.watch_progress_notify_interval).map_err(invalid)?;
+    if progress.is_zero() {
+        return Err(invalid(
+            "--watch-progress-notify-interval must be > 0".to_string(),
+        ));
+    }
     let data_dir = f
         .data_dir
         .unwrap_or_else(|| PathBuf::from(format!("{}.raftkv", f.name)));
@@ -298,6 +315,7 @@ fn settings_from(f: Flags, mut warnings: Vec<String>) -> Result<Settings, Config
             &f.auto_compaction_retention,
         )
         .map_err(invalid)?,
+        watch_progress_notify_interval: progress,
         warnings,
     })
 }

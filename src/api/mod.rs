@@ -1,7 +1,7 @@
 //! The client-facing side of a member: etcd's gRPC services, the HTTP routes, the
 //! command line and the process lifecycle of the `raftkv` binary.
 //!
-//! - `kv`, `cluster`, `maintenance`, `pending` (Watch, Lease): tonic services that hand
+//! - `kv`, `cluster`, `maintenance`, `lease`, `watch` (+ `watch_reply`): tonic services that hand
 //!   requests to [`crate::server::EtcdServer`] and map its errors (`error`) to the exact
 //!   gRPC status etcd sends.
 //! - `grpc_health`: `grpc.health.v1`, serving while a leader is known.
@@ -23,10 +23,12 @@ mod grpc_health;
 pub mod http;
 mod ignored_flags;
 mod kv;
+mod lease;
 pub mod logging;
 mod maintenance;
-mod pending;
 pub mod run;
+mod watch;
+mod watch_reply;
 
 pub mod serve;
 mod snapshot_stream;

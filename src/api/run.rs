@@ -134,7 +134,11 @@ fn spawn_listeners(
                 .map_err(|e| format!("peer: {e}"))
         });
     }
-    let router = client_router(server.clone(), s.server.max_request_bytes);
+    let router = client_router(
+        server.clone(),
+        s.server.max_request_bytes,
+        s.watch_progress_notify_interval,
+    );
     let opts = ClientOptions {
         keepalive_interval: s.grpc_keepalive_interval,
         keepalive_timeout: s.grpc_keepalive_timeout,

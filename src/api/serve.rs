@@ -22,8 +22,9 @@ use super::cluster::ClusterService;
 use super::grpc_health::health_service;
 use super::http;
 use super::kv::KvService;
+use super::lease::LeaseService;
 use super::maintenance::MaintenanceService;
-use super::pending::{LeaseService, WatchService};
+use super::watch::{WatchOptions, WatchService};
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
@@ -47,20 +48,33 @@ pub struct ClientOptions {
 
 /// Every client-facing route: the gRPC services and the HTTP routes. Call inside a tokio
 /// runtime (the gRPC health service spawns its updater task).
-pub fn client_router(server: EtcdServer, max_request_bytes: usize) -> axum::Router {
+///
+/// `watch_progress_notify_interval`: `--watch-progress-notify-interval`.
+pub fn client_router(
+    server: EtcdServer,
+    max_request_bytes: usize,
+    watch_progress_notify_interval: Duration,
+) -> axum::Router {
     let limit = max_request_bytes + GRPC_OVERHEAD_BYTES;
     let kv = KvServer::new(KvService::new(server.clone())).max_decoding_message_size(limit);
     let cluster =
         ClusterServer::new(ClusterService::new(server.clone())).max_decoding_message_size(limit);
     let maintenance = MaintenanceServer::new(MaintenanceService::new(server.clone()))
         .max_decoding_message_size(limit);
+    let watch = WatchService::new(
+        server.clone(),
+        WatchOptions {
+            progress_notify_interval: watch_progress_notify_interval,
+            fragment_bytes_max: max_request_bytes,
+        },
+    );
     // Routes::from(Router::new()) has no fallback: the HTTP router's fallback is the one.
     let grpc = Routes::from(axum::Router::new())
         .add_service(kv)
         .add_service(cluster)
         .add_service(maintenance)
-        .add_service(WatchServer::new(WatchService).max_decoding_message_size(limit))
-        .add_service(LeaseServer::new(LeaseService))
+        .add_service(WatchServer::new(watch).max_decoding_message_size(limit))
+        .add_service(LeaseServer::new(LeaseService::new(server.clone())))
         .add_service(health_service(server.clone()));
     grpc.into_axum_router().merge(http::router(server))
 }

@@ -12,7 +12,7 @@
 //! [`Store::compact_step`] for physical compaction; [`Store::hash_kv`];
 //! [`Store::snapshot`] / [`import_snapshot`] / [`Store::install_snapshot`];
 //! [`Store::defrag`]; [`Store::db_size`];
-//! [`Store::sync_durable`]. This module knows nothing of Raft or of the server.
+//! [`Store::sync_durable`]; [`WatchHub`], the watchable store's watchers. This module knows nothing of Raft or of the server.
 #![deny(missing_docs)]
 
 pub mod backend;
@@ -35,6 +35,10 @@ mod store;
 mod store_tests;
 mod txn;
 pub mod validate;
+mod watch;
+mod watch_sync;
+#[cfg(test)]
+mod watch_tests;
 
 pub use backend::mem::MemBackend;
 pub use backend::sled::{SledBackend, SledConfig};
@@ -51,3 +55,5 @@ pub use txn::{ApplyBatch, CommitOutcome, LeaseCheck};
 pub use validate::{
     validate_delete_range, validate_put, validate_range, validate_txn, MAX_TXN_OPS_DEFAULT,
 };
+pub use watch::{SinkError, WatchBatch, WatchCounts, WatchHub, WatchSink, WatchSpec, WatcherId};
+pub use watch_sync::{SYNC_EVENTS_MAX, SYNC_WATCHERS_MAX};

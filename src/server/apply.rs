@@ -12,10 +12,12 @@ use prost::Message as _;
 
 use super::alarms::AlarmSet;
 use super::convert;
+use super::lease_apply::{self, PendingAttachments};
 use super::members;
 use super::shared::Applied;
 use super::transport::Transport;
 use super::{Metrics, ServerError};
+use crate::lease::Lessor;
 use crate::mvcc::{ApplyBatch, Backend, Store};
 use crate::proto::etcdserverpb as pb;
 use crate::proto::raftkvpb::{self, internal_request::Request};
@@ -33,6 +35,10 @@ pub struct ApplyOutcome {
     /// Request ids of compactions with `physical` set: answered once the old revisions
     /// are gone from the backend, not at the logical compaction.
     pub physical_compactions: Vec<u64>,
+    /// The events of the committed batch, in revision order (for the watch hub).
+    pub events: Vec<crate::mvcc::Event>,
+    /// The store revision after the batch.
+    pub revision: i64,
 }
 
 /// Everything `apply_entries` works on besides the entries.
@@ -49,6 +55,8 @@ pub struct ApplyContext<'a, B: Backend> {
     pub metrics: &'a Metrics,
     /// The alarm set, changed by logged AlarmRequests.
     pub alarms: &'a std::sync::RwLock<AlarmSet>,
+    /// The leases (locked briefly per request; see `lease_apply.rs`).
+    pub lessor: &'a std::sync::Mutex<Lessor>,
 }
 
 /// Applies `entries` (committed, in log order) in one store batch.
@@ -70,9 +78,10 @@ pub fn apply_entries<B: Backend>(
         }
         return Ok(out);
     }
-    // No lease service yet: every lease is unknown.
-    let no_leases = |_: i64| false;
-    let mut batch = cx.store.begin_apply_with_leases(Some(&no_leases))?;
+    let lessor = cx.lessor;
+    let lease_exists = |id: i64| lessor.lock().expect("lessor lock poisoned").contains(id);
+    let mut batch = cx.store.begin_apply_with_leases(Some(&lease_exists))?;
+    let mut pending = PendingAttachments::default();
     for e in entries {
         let fresh = e.index.0 > applied_before;
         match e.kind {
@@ -88,13 +97,24 @@ pub fn apply_entries<B: Backend>(
                 }
             }
             EntryKind::Normal if fresh && !e.data.is_empty() => {
-                apply_normal(&mut batch, cx.members, cx.alarms, e, &mut out);
+                let leases = Leases {
+                    lessor,
+                    pending: &mut pending,
+                    metrics: cx.metrics,
+                };
+                apply_normal(&mut batch, cx.members, cx.alarms, leases, e, &mut out);
             }
             EntryKind::Normal => {}
         }
     }
     let started = Instant::now();
-    batch.commit(last)?;
+    let committed = batch.commit(last)?;
+    lessor
+        .lock()
+        .expect("lessor lock poisoned")
+        .apply_events(&committed.events);
+    out.revision = committed.current_revision;
+    out.events = committed.events;
     cx.metrics
         .backend_commit_duration
         .observe(started.elapsed().as_secs_f64());
@@ -140,10 +160,18 @@ fn apply_member_change<B: Backend>(
     }
 }
 
+/// What the lease entries of a batch work with.
+struct Leases<'a> {
+    lessor: &'a std::sync::Mutex<Lessor>,
+    pending: &'a mut PendingAttachments,
+    metrics: &'a Metrics,
+}
+
 fn apply_normal<B: Backend>(
     batch: &mut ApplyBatch<'_, '_, B>,
     members: &mut BTreeMap<u64, pb::Member>,
     alarms: &std::sync::RwLock<AlarmSet>,
+    leases: Leases<'_>,
     e: &Entry,
     out: &mut ApplyOutcome,
 ) {
@@ -155,6 +183,14 @@ fn apply_normal<B: Backend>(
         }
     };
     let id = req.header.map_or(0, |h| h.id);
+    if let Some(r) = &req.request {
+        let (lessor, metrics) = (leases.lessor, leases.metrics);
+        if let Some(result) = lease_apply::apply_lease(batch, lessor, leases.pending, metrics, r) {
+            out.results.push((id, e.data.clone(), result));
+            return;
+        }
+        leases.pending.note(r);
+    }
     let result = match req.request {
         Some(Request::Put(r)) => batch.put(&convert::put_request(&r)).map(Applied::Put),
         Some(Request::DeleteRange(r)) => batch
@@ -308,6 +344,7 @@ mod tests {
                 transport: &NoTransport,
                 metrics: &metrics,
                 alarms: &alarms,
+                lessor: &std::sync::Mutex::new(Lessor::new(1)),
             },
             &entries[1..],
         )

@@ -59,6 +59,9 @@ pub struct Driver {
     tick: Duration,
     next_tick: Instant,
     last_sweep: Instant,
+    last_lease_check: Instant,
+    /// Whether the lessor was last told this member leads.
+    lease_primary: bool,
     /// Whether this member's name and client URLs are in the member records.
     pub(super) published: bool,
     last_publish: Option<Instant>,
@@ -94,6 +97,8 @@ impl Driver {
             tick,
             next_tick: Instant::now() + tick,
             last_sweep: Instant::now(),
+            last_lease_check: Instant::now(),
+            lease_primary: false,
             published: false,
             last_publish: None,
         };
@@ -239,6 +244,16 @@ impl Driver {
                 self.raw.read_index(ctx);
             }
             self.maybe_publish(now);
+        }
+        let leading = self.raw.leader() == Some(self.raw.id());
+        if leading != self.lease_primary
+            || now.duration_since(self.last_lease_check)
+                >= super::lease_expiry::EXPIRY_CHECK_INTERVAL
+        {
+            // Leadership changes reach the lessor at once; expiry scans are throttled.
+            self.lease_primary = leading;
+            self.last_lease_check = now;
+            self.lease_housekeeping(now);
         }
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;

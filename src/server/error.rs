@@ -36,7 +36,8 @@ pub enum ServerError {
     /// The store refused the request, with etcd's message verbatim.
     #[error("{0}")]
     Mvcc(#[from] MvccError),
-    /// A leader-only request (MoveLeader) reached a follower (FailedPrecondition).
+    /// A leader-only request (MoveLeader, lease renewals and TTL lookups) reached a
+    /// follower (FailedPrecondition); the API layer forwards lease requests to the leader.
     #[error("etcdserver: not leader")]
     NotLeader,
     /// MoveLeader to a member that is not a voter of this cluster (FailedPrecondition).
@@ -45,6 +46,15 @@ pub enum ServerError {
     /// A leader transfer did not finish in time (Unavailable).
     #[error("etcdserver: request timed out, leader transfer took too long")]
     LeaderTransferTimeout,
+    /// LeaseGrant with an id in use (FailedPrecondition).
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    /// A lease request names an unknown lease (NotFound).
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    /// LeaseGrant with a TTL above 9e9 s (OutOfRange).
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     /// The configuration or the data dir does not allow starting (start only).
     #[error("raftkv: bad configuration: {0}")]
     Config(String),
@@ -65,6 +75,9 @@ impl ServerError {
                 tonic::Code::Unavailable
             }
             NotLeader | BadLeaderTransferee => tonic::Code::FailedPrecondition,
+            LeaseExists => tonic::Code::FailedPrecondition,
+            LeaseNotFound => tonic::Code::NotFound,
+            LeaseTtlTooLarge => tonic::Code::OutOfRange,
             TooManyRequests | NoSpace => tonic::Code::ResourceExhausted,
             RequestTooLarge | Config(_) => tonic::Code::InvalidArgument,
             Storage(_) => tonic::Code::Internal,

@@ -24,6 +24,7 @@ use super::shared::{Applied, Input, Shared, INPUT_QUEUE_LEN, QUOTA_BACKEND_BYTES
 use super::storage;
 use super::transport::{RaftInbox, Transport};
 use super::{Metrics, ServerConfig, ServerError, SERVER_VERSION};
+use crate::lease::Lessor;
 use crate::mvcc;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::raftkvpb::{self, internal_request::Request};
@@ -58,7 +59,11 @@ impl EtcdServer {
         let (inputs, receiver) = sync_channel(INPUT_QUEUE_LEN);
         let applied = opened.store.applied_index();
         let alarms = AlarmSet::load(&opened.store)?;
+        let mut lessor = Lessor::new(crate::lease::min_ttl_secs(cfg.election_timeout));
+        super::lease_apply::rebuild(&mut lessor, &opened.store)?;
+        let watch_hub = Arc::new(mvcc::WatchHub::new(opened.store.current_revision()));
         let shared = Arc::new(Shared {
+            watch_hub,
             cluster_id: opened.meta.cluster_id,
             member_id,
             store: Mutex::new(Some(opened.store)),
@@ -76,6 +81,7 @@ impl EtcdServer {
             next_request_id: AtomicU64::new(first_request_id(member_id)),
             metrics: Metrics::new(),
             alarms: RwLock::new(alarms),
+            lessor: Mutex::new(lessor),
             cfg,
         });
         let driver = Driver::new(
@@ -90,6 +96,7 @@ impl EtcdServer {
             .name(format!("raft-driver-{member_id:x}"))
             .spawn(move || driver.run())
             .map_err(|e| ServerError::Storage(format!("spawning the raft driver: {e}")))?;
+        super::watch_feed::spawn(shared.clone())?;
         tracing::info!(
             member_id = format!("{member_id:x}"),
             cluster_id = format!("{:x}", shared.cluster_id),

@@ -35,6 +35,22 @@ pub struct Metrics {
     pub db_total_size: Gauge,
     /// Backend size in use (`etcd_mvcc_db_total_size_in_use_in_bytes`).
     pub db_total_size_in_use: Gauge,
+    /// Watchers (`etcd_debugging_mvcc_watcher_total`).
+    pub watcher_total: Gauge,
+    /// Unsynced or parked watchers (`etcd_debugging_mvcc_slow_watcher_total`).
+    pub slow_watcher_total: Gauge,
+    /// Open watch streams (`etcd_debugging_mvcc_watch_stream_total`).
+    pub watch_stream_total: Gauge,
+    /// Leases granted, counted as each member applies them
+    /// (`etcd_debugging_lease_granted_total`).
+    pub lease_granted: Counter,
+    /// Leases revoked (by request or expiry), as applied
+    /// (`etcd_debugging_lease_revoked_total`).
+    pub lease_revoked: Counter,
+    /// Renewals served by the leader (`etcd_debugging_lease_renewed_total`).
+    pub lease_renewed: Counter,
+    /// Granted TTLs in seconds (`etcd_debugging_lease_ttl_total`).
+    pub lease_ttl: Histogram,
 }
 
 impl Default for Metrics {
@@ -59,6 +75,13 @@ impl Metrics {
             backend_commit_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             db_total_size: Gauge::default(),
             db_total_size_in_use: Gauge::default(),
+            watcher_total: Gauge::default(),
+            slow_watcher_total: Gauge::default(),
+            watch_stream_total: Gauge::default(),
+            lease_granted: Counter::default(),
+            lease_revoked: Counter::default(),
+            lease_renewed: Counter::default(),
+            lease_ttl: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
         };
         m.register_all()
     }
@@ -120,7 +143,48 @@ impl Metrics {
             "Total size of the underlying database logically in use in bytes",
             self.db_total_size_in_use.clone(),
         );
+        r.register(
+            "etcd_debugging_mvcc_watcher_total",
+            "Total number of watchers.",
+            self.watcher_total.clone(),
+        );
+        r.register(
+            "etcd_debugging_mvcc_slow_watcher_total",
+            "Total number of unsynced slow watchers.",
+            self.slow_watcher_total.clone(),
+        );
+        r.register(
+            "etcd_debugging_mvcc_watch_stream_total",
+            "Total number of watch streams.",
+            self.watch_stream_total.clone(),
+        );
+        self.register_lease();
         self
+    }
+
+    fn register_lease(&mut self) {
+        let r = &mut self.registry;
+        // prometheus-client appends `_total` to counters.
+        r.register(
+            "etcd_debugging_lease_granted",
+            "The total number of granted leases",
+            self.lease_granted.clone(),
+        );
+        r.register(
+            "etcd_debugging_lease_revoked",
+            "The total number of revoked leases",
+            self.lease_revoked.clone(),
+        );
+        r.register(
+            "etcd_debugging_lease_renewed",
+            "The number of renewed leases seen by the leader",
+            self.lease_renewed.clone(),
+        );
+        r.register(
+            "etcd_debugging_lease_ttl_total",
+            "Bucketed histogram of lease TTLs",
+            self.lease_ttl.clone(),
+        );
     }
 
     /// The registry, for callers that add their own metrics to the same `/metrics` page.

@@ -22,6 +22,9 @@ mod error;
 mod etcd_server;
 mod ids;
 mod inbox;
+mod lease_apply;
+mod lease_expiry;
+mod lease_ops;
 mod members;
 mod metrics;
 mod move_leader;
@@ -33,6 +36,7 @@ mod snapshot;
 mod snapshot_file;
 mod storage;
 pub mod transport;
+mod watch_feed;
 
 pub use compactor::{spawn_auto_compactor, AutoCompaction, PeriodicPolicy, RevisionPolicy};
 pub use config::{ClusterState, ServerConfig};

@@ -161,6 +161,11 @@ impl Driver {
                 s.metadata.index
             )));
         }
+        {
+            // The image replaced the store: its leases replace the lessor's.
+            let mut lessor = self.shared.lessor.lock().expect("lessor lock poisoned");
+            super::lease_apply::rebuild(&mut lessor, &store)?;
+        }
         if let Some(meta) = members::load(&store)? {
             drop(store);
             for m in meta.members.values() {
@@ -188,9 +193,16 @@ impl Driver {
                 transport: &*self.transport,
                 metrics: &shared.metrics,
                 alarms: &shared.alarms,
+                lessor: &shared.lessor,
             },
             entries,
         )?;
+        // Still under the store lock: no catch-up read can slip between commit and notify.
+        let mut outcome = outcome;
+        if !outcome.events.is_empty() {
+            shared.watch_hub.notify(&outcome.events, outcome.revision);
+            outcome.events = Vec::new();
+        }
         Ok((outcome, store.applied_index()))
     }
 

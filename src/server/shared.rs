@@ -2,7 +2,8 @@
 //! the store (behind a mutex), the membership view, the Raft status mirrored into atomics,
 //! and the driver's bounded input queue.
 //!
-//! Lock order: never hold two of `store`, `members`, `leaderless_since` at once; none is
+//! Lock order: never hold two of `store`, `members`, `leaderless_since` at once, except
+//! `store` then `lessor`; none is
 //! ever held across an `.await` or while sending into `inputs`.
 
 use std::collections::BTreeMap;
@@ -48,6 +49,17 @@ pub enum Applied {
     MemberAttr,
     /// An alarm raised or cleared: the alarms it changed.
     Alarm(Vec<pb::AlarmMember>),
+    /// A lease granted: its id and granted TTL in seconds.
+    LeaseGrant {
+        /// The lease id.
+        id: i64,
+        /// The granted TTL.
+        ttl: i64,
+    },
+    /// A lease revoked; the store revision after it.
+    LeaseRevoke(i64),
+    /// Remaining TTLs recorded.
+    LeaseCheckpoint,
 }
 
 /// Where the result of a proposal goes.
@@ -117,6 +129,11 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The active alarms (changed by the apply loop only).
     pub alarms: RwLock<AlarmSet>,
+    /// The watchers (fed by the apply path; see `watch_feed.rs`).
+    pub watch_hub: std::sync::Arc<mvcc::WatchHub>,
+    /// The leases. Lock order: `store` before `lessor` when both are needed; the apply
+    /// path locks it briefly per request while holding the store.
+    pub lessor: Mutex<crate::lease::Lessor>,
 }
 
 impl Shared {

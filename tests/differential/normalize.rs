@@ -19,6 +19,12 @@
 //! conf changes and member-attribute entries; raftkv's log layout is its own).
 //!
 //! `endpoint health` only: `took` (a wall-clock duration).
+//!
+//! Leases: ids are chosen by each server, so the runner (`differential.rs`) records the id
+//! of every `lease grant` in order and [`normalize_leases`] rewrites the N-th one (hex in
+//! simple output, decimal in JSON) to `<lease-N>`; scripts name it `$LEASEN`.
+//! `lease timetolive` only: the remaining seconds (`remaining(Ns)`, `"ttl":N`), which
+//! depend on how much wall-clock time passed since the grant; granted TTLs stay exact.
 
 /// What identifies one server instance in its output.
 #[derive(Clone, Debug)]
@@ -48,12 +54,28 @@ pub fn normalize(args: &[String], text: &str, id: &Identity) -> String {
     let words: Vec<&str> = args.iter().map(String::as_str).take(2).collect();
     match words.as_slice() {
         ["endpoint", "status"] => normalize_status(&text),
+        ["lease", "timetolive"] => {
+            let text = replace_json_value(&text, "ttl", "<remaining>");
+            replace_between(&text, "remaining(", ")", "<remaining>")
+        }
         ["endpoint", "health"] => {
             let text = replace_json_value(&text, "took", "<duration>");
             replace_between(&text, "took = ", "\n", "<duration>")
         }
         _ => text,
     }
+}
+
+/// Rewrites the ids of the leases a script granted (in grant order) to `<lease-N>`,
+/// 1-based, in hex (`%016x`, as etcdctl prints ids) and in decimal (JSON).
+pub fn normalize_leases(text: &str, leases: &[u64]) -> String {
+    let mut text = text.to_string();
+    for (n, id) in leases.iter().enumerate() {
+        let name = format!("<lease-{}>", n + 1);
+        text = replace_word(&text, &format!("{id:016x}"), &name);
+        text = replace_word(&text, &id.to_string(), &name);
+    }
+    text
 }
 
 /// `endpoint status`: JSON fields and the columns of the simple format

@@ -15,6 +15,7 @@
 //!
 //! EOF
 //! put big <fill:x:1600000       # stdin: 1600000 bytes of `x`
+//! watch --rev=2 k <lines:6       # a command that never ends: stopped after 6 stdout lines
 //! ```
 //!
 //! Lines starting with `#` are comments; trailing `# ...` comments are not supported (a `#`
@@ -32,6 +33,9 @@ pub struct Step {
     pub args: Vec<String>,
     /// Bytes fed to etcdctl's stdin.
     pub stdin: Vec<u8>,
+    /// For commands that never end by themselves (`watch`): stop after this many stdout
+    /// lines (or when the command exits first).
+    pub lines: Option<usize>,
 }
 
 impl Step {
@@ -74,6 +78,14 @@ pub fn parse(name: &str, text: &str) -> Result<Script, String> {
         }
         let mut args = split(line).map_err(|e| format!("{name}:{line_no}: {e}"))?;
         let mut stdin = Vec::new();
+        let mut lines_max = None;
+        if let Some(n) = args.last().and_then(|a| a.strip_prefix("<lines:")) {
+            let n = n
+                .parse()
+                .map_err(|e| format!("{name}:{line_no}: <lines:N: {e}"))?;
+            lines_max = Some(n);
+            args.pop();
+        }
         if args.last().is_some_and(|a| a == "<<EOF") {
             args.pop();
             let end = lines[at..].iter().position(|l| *l == "EOF");
@@ -91,6 +103,7 @@ pub fn parse(name: &str, text: &str) -> Result<Script, String> {
             line: line_no,
             args,
             stdin,
+            lines: lines_max,
         }));
     }
     Ok(Script {

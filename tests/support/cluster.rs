@@ -189,6 +189,12 @@ impl Cluster {
         etcdctl::run(&self.members[i].client_url, args, Some(stdin))
     }
 
+    /// Runs a never-ending etcdctl command (`watch`) against member `i`, stopped after
+    /// `lines` stdout lines (see [`etcdctl::run_lines`]).
+    pub fn ctl_lines(&self, i: usize, args: &[&str], lines: usize) -> CtlOutput {
+        etcdctl::run_lines(&self.members[i].client_url, args, lines)
+    }
+
     /// Runs etcdctl against every member's endpoint (etcdctl picks and fails over).
     pub fn ctl_any(&self, args: &[&str]) -> CtlOutput {
         etcdctl::run(&self.endpoints(), args, None)

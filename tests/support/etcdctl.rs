@@ -75,3 +75,76 @@ pub fn run(endpoints: &str, args: &[&str], stdin: Option<&[u8]>) -> CtlOutput {
         code: output.status.code().unwrap_or(-1),
     }
 }
+
+/// Runs `etcdctl --endpoints=<endpoints> <args>` for a command that may never end by itself
+/// (`watch`): returns once `lines` stdout lines arrived (the process is then killed and
+/// reported with code 0), or when it exits by itself, or after 5 s without a line (then the lines so far).
+pub fn run_lines(endpoints: &str, args: &[&str], lines: usize) -> CtlOutput {
+    use std::io::{BufRead, BufReader, Read};
+    use std::sync::mpsc;
+    let path = etcdctl_path().expect("etcdctl not installed (callers check require_* first)");
+    let mut command = Command::new(path);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ETCDCTL_") {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn etcdctl");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel::<Option<String>>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(Some(line)).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(None);
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut out = String::new();
+    let mut got = 0;
+    let mut ended = false;
+    while got < lines {
+        match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+            Ok(Some(line)) => {
+                out.push_str(&line);
+                out.push('\n');
+                got += 1;
+            }
+            Ok(None) => {
+                ended = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    if !ended {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait for etcdctl");
+    let stderr = err_reader.join().expect("stderr reader");
+    let code = if got >= lines {
+        0
+    } else {
+        status.code().unwrap_or(-1)
+    };
+    CtlOutput {
+        stdout: out,
+        stderr,
+        code,
+    }
+}
