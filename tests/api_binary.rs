@@ -125,12 +125,15 @@ fn endpoint_status_member_list_and_unimplemented_services() {
     assert!(stderr(&health).contains("is healthy: successfully committed proposal"));
 
     eprintln!("phase 4: services not built yet answer Unimplemented, never a retry");
-    let lease = m.etcdctl(&["lease", "grant", "10"], "");
-    assert!(!lease.status.success());
+    let add = m.etcdctl(
+        &["member", "add", "newcomer", "--peer-urls=http://127.0.0.1:1"],
+        "",
+    );
+    assert!(!add.status.success());
     assert!(
-        stderr(&lease).contains("code = Unimplemented"),
+        stderr(&add).contains("code = Unimplemented"),
         "{}",
-        stderr(&lease)
+        stderr(&add)
     );
 }
 
