@@ -129,7 +129,7 @@ fn unimplemented_etcd_flags_are_accepted_and_each_named_in_a_warning() {
         "--experimental-initial-corrupt-check=true",
         "--max-learners=1",
         "--feature-gates=InitialCorruptCheck=true",
-        "--max-learners=1",
+        "--v2-deprecation=not-yet",
     ])
     .unwrap();
     // A bool flag without `=` must not swallow the next argument.
@@ -143,7 +143,7 @@ fn unimplemented_etcd_flags_are_accepted_and_each_named_in_a_warning() {
         "experimental-initial-corrupt-check",
         "max-learners",
         "feature-gates",
-        "max-learners",
+        "v2-deprecation",
     ] {
         assert!(named(flag), "no warning names --{flag}: {:?}", s.warnings);
     }

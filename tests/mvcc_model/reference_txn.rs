@@ -191,7 +191,7 @@ impl TxnRun<'_> {
                 let doomed = delete_from(&mut self.live, d, self.main, &mut self.events);
                 self.wrote |= !doomed.is_empty();
                 ResponseOp::DeleteRange(DeleteRangeResponse {
-                    revision: 0,
+                    revision: if self.wrote { self.main } else { current },
                     deleted: doomed.len() as i64,
                     prev_kvs: if d.prev_kv { doomed } else { vec![] },
                 })
@@ -201,14 +201,14 @@ impl TxnRun<'_> {
     }
 }
 
-/// Writes inside a txn report the txn's revision; reads keep their own header.
+/// Puts inside a txn report the txn's revision; ranges and deletes keep the header they got
+/// when they ran (etcd: the revision before the txn until something in it has written).
 fn set_txn_revisions(resp: &mut TxnResponse, revision: i64) {
     resp.revision = revision;
     for r in &mut resp.responses {
         match r {
-            ResponseOp::Range(_) => {}
+            ResponseOp::Range(_) | ResponseOp::DeleteRange(_) => {}
             ResponseOp::Put(p) => p.revision = revision,
-            ResponseOp::DeleteRange(d) => d.revision = revision,
             ResponseOp::Txn(t) => set_txn_revisions(t, revision),
         }
     }
