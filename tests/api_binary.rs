@@ -126,7 +126,12 @@ fn endpoint_status_member_list_and_unimplemented_services() {
 
     eprintln!("phase 4: services not built yet answer Unimplemented, never a retry");
     let add = m.etcdctl(
-        &["member", "add", "newcomer", "--peer-urls=http://127.0.0.1:1"],
+        &[
+            "member",
+            "add",
+            "newcomer",
+            "--peer-urls=http://127.0.0.1:1",
+        ],
         "",
     );
     assert!(!add.status.success());

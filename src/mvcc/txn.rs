@@ -267,7 +267,11 @@ impl<B: Backend> ApplyBatch<'_, '_, B> {
                     let mut resp = self.do_delete_range(d, w)?;
                     // etcd reports the txn's revision once anything in it has written,
                     // and the revision before the txn otherwise (a delete of nothing first).
-                    resp.revision = if w.sub > 0 { w.main } else { self.store.current_revision };
+                    resp.revision = if w.sub > 0 {
+                        w.main
+                    } else {
+                        self.store.current_revision
+                    };
                     ResponseOp::DeleteRange(resp)
                 }
                 RequestOp::Txn(t) => ResponseOp::Txn(self.do_txn(t, path, w)?),
