@@ -86,7 +86,7 @@ async fn reframe(tcp: TcpStream, hyper: DuplexStream) -> Result<(), String> {
                         repair_authority(headers.pseudo_mut());
                     }
                     if let Frame::Settings(s) = &f {
-                        follow_client_settings(s, &mut client, &mut server);
+                        follow_settings(s, &mut client, &mut server);
                     }
                     server.feed(f).await.map_err(|e| format!("to server: {e}"))?;
                     match client.next().now_or_never() {
@@ -101,7 +101,7 @@ async fn reframe(tcp: TcpStream, hyper: DuplexStream) -> Result<(), String> {
                 loop {
                     let f = frame.map_err(|e| format!("from server: {e}"))?;
                     if let Frame::Settings(s) = &f {
-                        follow_server_settings(s, &mut client, &mut server);
+                        follow_settings(s, &mut server, &mut client);
                     }
                     client.feed(f).await.map_err(|e| format!("to client: {e}"))?;
                     match server.next().now_or_never() {
@@ -137,45 +137,30 @@ fn repair_authority(pseudo: &mut Pseudo) {
     };
 }
 
-/// The client's SETTINGS bound what hyper sends it: our writer to the client and our reader
-/// of hyper's frames take the same limits.
-fn follow_client_settings(
+/// A SETTINGS frame from one peer bounds what is sent to that peer: our codec writing to it
+/// (`to_sender`) and our codec reading the other side's frames for it (`from_other`) take
+/// the same limits. Client SETTINGS: `to_sender` = client codec, `from_other` = hyper's;
+/// hyper's SETTINGS: the other way round.
+fn follow_settings<A, B>(
     s: &Settings,
-    client: &mut Codec<TcpStream, Bytes>,
-    server: &mut Codec<DuplexStream, Bytes>,
-) {
+    to_sender: &mut Codec<A, Bytes>,
+    from_other: &mut Codec<B, Bytes>,
+) where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     if s.is_ack() {
         return;
     }
     if let Some(size) = s.max_frame_size() {
-        client.set_max_send_frame_size(size as usize);
-        server.set_max_recv_frame_size(size as usize);
+        to_sender.set_max_send_frame_size(size as usize);
+        from_other.set_max_recv_frame_size(size as usize);
     }
     if let Some(size) = s.header_table_size() {
-        // hyper's encoder may now use this much table; so may ours towards the client.
-        client.set_send_header_table_size(size as usize);
-        server.set_recv_header_table_size(size as usize);
-    }
-}
-
-/// hyper's SETTINGS bound what the client sends: our reader of the client and our writer
-/// to hyper take the same limits.
-fn follow_server_settings(
-    s: &Settings,
-    client: &mut Codec<TcpStream, Bytes>,
-    server: &mut Codec<DuplexStream, Bytes>,
-) {
-    if s.is_ack() {
-        return;
-    }
-    if let Some(size) = s.max_frame_size() {
-        server.set_max_send_frame_size(size as usize);
-        client.set_max_recv_frame_size(size as usize);
-    }
-    if let Some(size) = s.header_table_size() {
-        // The client's encoder may now use this much table; so may ours towards hyper.
-        server.set_send_header_table_size(size as usize);
-        client.set_recv_header_table_size(size as usize);
+        // The peer's decoder accepts this much table: so may our encoder towards it, and
+        // the other side's encoder towards us.
+        to_sender.set_send_header_table_size(size as usize);
+        from_other.set_recv_header_table_size(size as usize);
     }
 }
 
