@@ -283,15 +283,7 @@ impl Driver {
     /// Mirrors the backend size into the metrics and the quota check.
     fn refresh_db_size(&mut self) -> Result<(), ServerError> {
         let size = self.shared.store()?.db_size()?;
-        let m = &self.shared.metrics;
-        m.db_total_size.set(size.db_size_bytes as i64);
-        m.db_total_size_in_use.set(size.db_size_in_use_bytes as i64);
-        self.shared
-            .db_size_bytes
-            .store(size.db_size_bytes, Ordering::SeqCst);
-        self.shared
-            .db_size_in_use_bytes
-            .store(size.db_size_in_use_bytes, Ordering::SeqCst);
+        self.shared.note_db_size(&size);
         Ok(())
     }
 

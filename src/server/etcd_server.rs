@@ -240,12 +240,7 @@ impl EtcdServer {
             let store = s.store()?;
             (store.db_size()?, store.current_revision())
         };
-        s.metrics.db_total_size.set(size.db_size_bytes as i64);
-        s.db_size_in_use_bytes
-            .store(size.db_size_in_use_bytes, Ordering::SeqCst);
-        s.metrics
-            .db_total_size_in_use
-            .set(size.db_size_in_use_bytes as i64);
+        s.note_db_size(&size);
         Ok(pb::StatusResponse {
             header: Some(s.header(revision)),
             version: SERVER_VERSION.to_string(),

@@ -137,6 +137,18 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Mirrors a freshly measured backend size into the quota check and the metrics.
+    pub fn note_db_size(&self, size: &mvcc::DbSize) {
+        self.db_size_bytes
+            .store(size.db_size_bytes, Ordering::SeqCst);
+        self.db_size_in_use_bytes
+            .store(size.db_size_in_use_bytes, Ordering::SeqCst);
+        self.metrics.db_total_size.set(size.db_size_bytes as i64);
+        self.metrics
+            .db_total_size_in_use
+            .set(size.db_size_in_use_bytes as i64);
+    }
+
     /// Locks the store, or `Stopped` after the driver has released it.
     pub fn store(&self) -> Result<StoreGuard<'_>, ServerError> {
         if self.stopped.load(Ordering::SeqCst) {

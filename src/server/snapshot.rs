@@ -7,7 +7,6 @@
 //! blocks: the API layer drives it on a blocking thread. No gRPC here.
 
 use super::{EtcdServer, ServerError};
-use std::sync::atomic::Ordering;
 
 use crate::mvcc::{DefragReport, KvHash, SledBackend, SnapshotReader};
 
@@ -34,18 +33,7 @@ impl EtcdServer {
         let report = store.defrag()?;
         let size = store.db_size()?;
         drop(store);
-        let shared = self.shared();
-        shared
-            .db_size_bytes
-            .store(size.db_size_bytes, Ordering::SeqCst);
-        shared
-            .db_size_in_use_bytes
-            .store(size.db_size_in_use_bytes, Ordering::SeqCst);
-        shared.metrics.db_total_size.set(size.db_size_bytes as i64);
-        shared
-            .metrics
-            .db_total_size_in_use
-            .set(size.db_size_in_use_bytes as i64);
+        self.shared().note_db_size(&size);
         Ok(report)
     }
 }
