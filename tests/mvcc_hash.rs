@@ -361,3 +361,37 @@ fn corrupt_truncated_or_extended_snapshots_are_refused() {
         "write after failed install"
     );
 }
+
+/// A hash started at revision R (the store-locked half) and finished after more writes, a
+/// new compaction above R and attempts to run its physical deletion must equal the hash of
+/// R taken before any of that: the scan reads the state as of its start, and physical
+/// compaction waits for it (which is what lets the server drop the store lock while a
+/// large store is hashed).
+#[test]
+fn a_started_hash_is_unmoved_by_later_writes_and_compaction() {
+    for seed in seeds() {
+        eprintln!("seed {seed}: hash started, then writes and a compaction");
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut store = Store::open(MemBackend::new()).expect("open");
+        build(&mut store, &mut rng, 2_000);
+        let at = store.current_revision();
+        let before = store.hash_kv(at).expect("hash_kv").hash;
+        let hasher = store.hash_kv_start(at).expect("hash_kv_start");
+        for _ in 0..100 {
+            write_one(&mut store, &mut rng);
+        }
+        compact(&mut store, at);
+        assert_eq!(
+            store.compact_step().expect("compact_step"),
+            CompactionProgress::Paused,
+            "seed {seed}: physical compaction ran under a live hasher"
+        );
+        let after = hasher.finish().expect("finish");
+        assert_eq!(after.hash, before, "seed {seed}: the started hash moved");
+        assert_eq!(after.hash_revision, at);
+        assert!(
+            store.compact_step().expect("compact_step") != CompactionProgress::Paused,
+            "seed {seed}: compaction still paused after the hash finished"
+        );
+    }
+}

@@ -46,7 +46,7 @@ pub use backend::{Backend, Bucket};
 pub use compaction::{CompactionProgress, COMPACTION_BATCH_KEYS};
 pub use defrag::DefragReport;
 pub use error::{GrpcCode, MvccError, Result};
-pub use hash::KvHash;
+pub use hash::{KvHash, KvHasher};
 pub use kv::*;
 pub use revision::Revision;
 pub use snapshot::{import_snapshot, SnapshotReader, SNAPSHOT_MAGIC};

@@ -46,8 +46,17 @@ enum Stage {
     Done,
 }
 
-/// Decrements the export counter when the reader goes away, resuming compaction.
-struct ExportGuard(Arc<AtomicUsize>);
+/// Counts one reader of the backend (an export or a [`super::hash::KvHasher`]) while it
+/// lives; physical compaction waits until none is left.
+pub(crate) struct ExportGuard(Arc<AtomicUsize>);
+
+impl ExportGuard {
+    /// Registers a reader on `counter` (the store's `exports_active`).
+    pub(crate) fn new(counter: &Arc<AtomicUsize>) -> ExportGuard {
+        counter.fetch_add(1, Ordering::SeqCst);
+        ExportGuard(counter.clone())
+    }
+}
 
 impl Drop for ExportGuard {
     fn drop(&mut self) {
@@ -87,8 +96,7 @@ impl<B: Backend> Store<B> {
     /// Start exporting the whole backend as of now (see the module doc).
     pub fn snapshot(&self) -> Result<SnapshotReader<B>> {
         self.check_usable()?;
-        self.exports_active.fetch_add(1, Ordering::SeqCst);
-        let guard = ExportGuard(self.exports_active.clone());
+        let guard = ExportGuard::new(&self.exports_active);
         let mut meta = Vec::new();
         scan_pages(
             self.backend.as_ref(),

@@ -19,10 +19,11 @@ impl EtcdServer {
     }
 
     /// HashKV of this member's store at `revision` (0 = current), as etcd's RPC: errors
-    /// `Compacted` / `FutureRevision` verbatim.
+    /// `Compacted` / `FutureRevision` verbatim. The store lock is held only to capture the
+    /// revision; the scan (seconds at a million revisions) runs while writes go on.
     pub fn hash_kv(&self, revision: i64) -> Result<KvHash, ServerError> {
-        let store = self.shared().store()?;
-        Ok(store.hash_kv(revision)?)
+        let hasher = self.shared().store()?.hash_kv_start(revision)?;
+        Ok(hasher.finish()?)
     }
 
     /// Rewrites this member's backend (`Store::defrag`), giving the space of compacted
