@@ -196,3 +196,48 @@ fn snapshot_files_are_checked_and_damage_is_refused() {
         );
     }
 }
+
+/// `raftkvctl snapshot save` writes the same bytes as `etcdctl snapshot save` from the same
+/// member at rest, reports progress to the tenth, and refuses several endpoints (as
+/// etcdctl does) or an unreachable one without leaving a file or a `.part` behind.
+#[test]
+fn raftkvctl_save_writes_the_image_etcdctl_saves() {
+    let Some(binary) = support::binary::require_raftkv() else {
+        return;
+    };
+    let cluster = Cluster::start(&binary, &ClusterOptions::default());
+    let revision = write_workload(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let by_etcdctl = dir.path().join("etcdctl.db");
+    let saved = cluster.ctl(0, &["snapshot", "save", by_etcdctl.to_str().unwrap()]);
+    assert!(saved.success(), "etcdctl snapshot save: {saved:?}");
+    let ours = dir.path().join("raftkvctl.db");
+    let endpoint = format!("--endpoints={}", cluster.member(0).client_url);
+    let out = raftkvctl(&[&endpoint, "snapshot", "save", ours.to_str().unwrap()]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "raftkvctl snapshot save: {out:?}");
+    assert!(stdout.contains(&format!("revision {revision}")), "{stdout}");
+    assert!(stderr.contains("saving: 100%"), "no progress: {stderr}");
+    assert!(
+        std::fs::read(&ours).unwrap() == std::fs::read(&by_etcdctl).unwrap(),
+        "the two saves of a cluster at rest differ"
+    );
+
+    let refused = dir.path().join("refused.db");
+    let both = format!("--endpoints={},127.0.0.1:1", cluster.member(0).client_url);
+    let unreachable = "--endpoints=127.0.0.1:1".to_string();
+    for (flag, why) in [(both, "not multiple"), (unreachable, "could not connect")] {
+        let out = raftkvctl(&[&flag, "snapshot", "save", refused.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "{flag}: {err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with("refused"))
+            .collect();
+        assert!(left.is_empty(), "{flag}: left {left:?}");
+    }
+}

@@ -75,14 +75,20 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Measure throughput and latency.
     Bench(BenchArgs),
-    /// Offline snapshot files (from `etcdctl snapshot save`): status, restore, verify.
+    /// Snapshot files: save (from a member), status, restore, verify (offline).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
 }
 
-/// `raftkvctl snapshot ...` (etcdutl's commands, for raftkv's snapshot format).
+/// `raftkvctl snapshot ...` (etcdctl's `save` and etcdutl's offline commands, for raftkv's
+/// snapshot format).
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
+    /// Stream a snapshot from one member (--endpoints) into FILE, with progress lines.
+    Save {
+        /// Where to write the snapshot (written as FILE.part, renamed when complete).
+        file: PathBuf,
+    },
     /// Check a snapshot file and print its hash, revision, key count and size.
     Status {
         /// The snapshot file.

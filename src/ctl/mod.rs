@@ -19,6 +19,7 @@ pub mod error;
 pub mod kv;
 pub mod report;
 pub mod snapshot;
+pub mod snapshot_save;
 pub mod status;
 pub mod supervisor;
 
@@ -63,7 +64,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         }
         Command::Cluster(ClusterCommand::Start(args)) => supervisor::run(args).await?,
         Command::Bench(args) => print!("{}", bench::run(args, endpoints, dial, request).await?),
-        Command::Snapshot(command) => snapshot::run(command)?,
+        Command::Snapshot(command) => snapshot::run(command, endpoints, dial).await?,
     }
     Ok(())
 }

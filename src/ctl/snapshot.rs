@@ -1,26 +1,35 @@
-//! `raftkvctl snapshot status|restore|verify`: etcdutl's offline snapshot commands for
-//! raftkv's snapshot files (what `etcdctl snapshot save` writes from a raftkv member).
+//! `raftkvctl snapshot save|status|restore|verify`: `save` streams a snapshot from a member
+//! (online, in `snapshot_save.rs`); the others are etcdutl's offline commands for raftkv's
+//! snapshot files (what `etcdctl snapshot save` or `raftkvctl snapshot save` wrote).
 //!
 //! The work is done by `crate::server` (`snapshot_file_status`, `restore_snapshot`,
 //! `verify_snapshot`); this file turns flags into options and results into etcdctl's output
-//! formats. Offline: it never talks to a server and must not be run on a live data dir.
+//! formats. Offline except `save`: never run restore on a live data dir.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::args::{SnapshotCommand, SnapshotRestoreArgs};
-use super::CtlError;
+use super::{snapshot_save, CtlError};
 use crate::api::parse_initial_cluster;
 use crate::server::{self, RestoreOptions, SnapshotFileStatus};
 
-/// Runs one snapshot subcommand, printing its result to stdout.
-pub fn run(command: &SnapshotCommand) -> Result<(), CtlError> {
+/// Runs one snapshot subcommand, printing its result to stdout. Only `save` uses the
+/// endpoints.
+pub async fn run(
+    command: &SnapshotCommand,
+    endpoints: &[String],
+    dial_timeout: Duration,
+) -> Result<(), CtlError> {
     match command {
         SnapshotCommand::Status { file, write_out } => {
             let status = server::snapshot_file_status(file).map_err(to_ctl)?;
             print!("{}", format_status(&status, write_out)?);
         }
         SnapshotCommand::Restore(args) => restore(args)?,
+        SnapshotCommand::Save { file } => {
+            snapshot_save::save(endpoints, dial_timeout, file).await?
+        }
         SnapshotCommand::Verify { file } => {
             let started = Instant::now();
             let report = server::verify_snapshot(file).map_err(to_ctl)?;

@@ -44,7 +44,9 @@ pub use error::ServerError;
 pub use etcd_server::EtcdServer;
 pub use ids::{cluster_id, member_id};
 pub use metrics::Metrics;
-pub use restore::{restore_snapshot, verify_snapshot, RestoreOptions, RestoreReport, VerifyReport};
+pub use restore::{
+    restore_snapshot, verify_snapshot, ProgressMeter, RestoreOptions, RestoreReport, VerifyReport,
+};
 pub use snapshot_file::{
     envelope_footer, envelope_len, open_image, snapshot_file_status, RehashReader,
     SnapshotFileStatus,

@@ -43,27 +43,57 @@ pub struct RestoreOptions {
     pub show_progress: bool,
 }
 
-/// Counts what the import has read and reports every tenth of the file.
-struct Progress<R> {
-    inner: R,
+/// Reports a long copy's progress on stderr, one line per tenth of the total:
+/// `restoring: 40% (133.6 of 334.0 MB)`. Used by `snapshot restore` (over the file it
+/// reads) and `raftkvctl snapshot save` (over the stream it receives).
+#[derive(Debug)]
+pub struct ProgressMeter {
+    label: &'static str,
     done_bytes: u64,
     total_bytes: u64,
     next_report: u64,
 }
 
+impl ProgressMeter {
+    /// A meter printing `<label>: N% (...)` lines; `total_bytes` 0 prints nothing.
+    pub fn new(label: &'static str, total_bytes: u64) -> ProgressMeter {
+        ProgressMeter {
+            label,
+            done_bytes: 0,
+            total_bytes,
+            next_report: total_bytes / 10,
+        }
+    }
+
+    /// Counts `n` more bytes done, printing a line when another tenth is complete.
+    pub fn advance(&mut self, n: u64) {
+        self.done_bytes += n;
+        if self.total_bytes == 0 || self.done_bytes < self.next_report {
+            return;
+        }
+        let percent = (self.done_bytes * 100 / self.total_bytes).min(100);
+        eprintln!(
+            "{}: {percent}% ({:.1} of {:.1} MB)",
+            self.label,
+            self.done_bytes as f64 / 1e6,
+            self.total_bytes as f64 / 1e6
+        );
+        while self.next_report <= self.done_bytes {
+            self.next_report += (self.total_bytes / 10).max(1);
+        }
+    }
+}
+
+/// A reader that feeds a [`ProgressMeter`].
+struct Progress<R> {
+    inner: R,
+    meter: ProgressMeter,
+}
+
 impl<R: Read> Read for Progress<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.done_bytes += n as u64;
-        if self.done_bytes >= self.next_report && self.total_bytes > 0 {
-            let percent = self.done_bytes * 100 / self.total_bytes;
-            eprintln!(
-                "restoring: {percent}% ({:.1} of {:.1} MB read)",
-                self.done_bytes as f64 / 1e6,
-                self.total_bytes as f64 / 1e6
-            );
-            self.next_report += (self.total_bytes / 10).max(1);
-        }
+        self.meter.advance(n as u64);
         Ok(n)
     }
 }
@@ -125,9 +155,7 @@ pub fn restore_snapshot(
         let total_bytes = std::fs::metadata(snapshot).map_or(0, |m| m.len());
         Box::new(Progress {
             inner: image,
-            done_bytes: 0,
-            total_bytes,
-            next_report: total_bytes / 10,
+            meter: ProgressMeter::new("restoring", total_bytes),
         })
     } else {
         Box::new(image)
