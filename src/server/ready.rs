@@ -52,14 +52,22 @@ impl Driver {
         if must_sync {
             let started = Instant::now();
             self.wal.sync()?;
-            let secs = started.elapsed().as_secs_f64();
-            self.shared.metrics.wal_fsync_duration.observe(secs);
+            self.slow
+                .fsync_took(started.elapsed(), &self.shared.metrics);
         }
+        let written = self.wal.written_bytes();
+        self.shared.metrics.wal_write_bytes.set(written as i64);
         self.send(persisted_messages)?;
         if let Some(s) = &snapshot {
             self.on_snapshot(s)?;
         }
+        let started = Instant::now();
         let (outcome, applied) = self.apply(&committed_entries)?;
+        if let (Some(first), Some(last)) = (committed_entries.first(), committed_entries.last()) {
+            let span = (first.index.0, last.index.0);
+            let slow = &self.slow;
+            slow.apply_took(started.elapsed(), span, &self.shared.metrics);
+        }
         for rs in &read_states {
             self.reads.confirm(rs);
         }
@@ -104,6 +112,9 @@ impl Driver {
         let m = &self.shared.metrics;
         m.has_leader.set(i64::from(leader != 0));
         m.is_leader.set(i64::from(leader == self.shared.member_id));
+        if leader != old {
+            self.slow.reset_heartbeats();
+        }
         if leader != 0 && leader != old {
             m.leader_changes_seen.inc();
             tracing::info!(
@@ -128,7 +139,11 @@ impl Driver {
     /// Hands messages to the transport; InstallSnapshot messages go with a store image.
     fn send(&mut self, msgs: Vec<Message>) -> Result<(), ServerError> {
         let mut plain = Vec::with_capacity(msgs.len());
+        let now = Instant::now();
         for m in msgs {
+            if m.kind == MessageKind::Heartbeat {
+                self.slow.heartbeat_sent(m.to, now, &self.shared.metrics);
+            }
             if m.kind != MessageKind::InstallSnapshot {
                 plain.push(m);
                 continue;
@@ -217,9 +232,9 @@ impl Driver {
                 continue;
             }
             let (waiter, _) = self.waiters.remove(&id).expect("checked above");
-            if result.is_err() {
-                self.shared.metrics.proposals_failed.inc();
-            } else if outcome.physical_compactions.contains(&id) {
+            // An error here is the request's answer (etcd does not count it as a failed
+            // proposal); abandoned proposals are counted by the driver's sweep.
+            if result.is_ok() && outcome.physical_compactions.contains(&id) {
                 self.physical_waiters.push((waiter, result));
                 continue;
             }
@@ -239,6 +254,7 @@ impl Driver {
         let learner = self.raw.conf_state().learners.contains(&self.raw.id());
         s.is_learner.store(learner, Ordering::SeqCst);
         let m = &s.metrics;
+        m.is_learner.set(i64::from(learner));
         m.proposals_committed.set(self.raw.commit().0 as i64);
         m.proposals_applied.set(applied as i64);
         m.proposals_pending.set(self.waiters.len() as i64);
