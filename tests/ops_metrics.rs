@@ -330,3 +330,19 @@ async fn slow_apply_is_warned_and_counted() {
     assert!(histogram_count(&text, "etcd_disk_wal_fsync_duration_seconds") > 0);
     s.stop();
 }
+
+#[test]
+fn warning_apply_duration_flag_is_honoured_not_ignored() {
+    use raftkv::api::Settings;
+    let parse = |args: &[&str]| {
+        Settings::parse_from(std::iter::once("raftkv").chain(args.iter().copied())).unwrap()
+    };
+    let s = parse(&[]);
+    assert_eq!(s.server.warning_apply_duration, Duration::from_millis(100));
+    let s = parse(&["--experimental-warning-apply-duration=250ms"]);
+    assert_eq!(s.server.warning_apply_duration, Duration::from_millis(250));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // etcd 3.6's name for the same flag.
+    let s = parse(&["--warning-apply-duration=2s"]);
+    assert_eq!(s.server.warning_apply_duration, Duration::from_secs(2));
+}
