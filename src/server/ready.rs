@@ -4,7 +4,9 @@
 //! `snapshot_count` applied entries.
 //!
 //! A write is acknowledged only here, after its entry is durable in the local WAL and
-//! applied to the local store. Part of the driver; runs only on its thread.
+//! applied to the local store. The WAL sync, the apply and each heartbeat sent are timed
+//! here for etcd's "took too long" warnings (`slow_ops.rs`). Part of the driver; runs only
+//! on its thread.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -14,7 +16,7 @@ use super::driver::Driver;
 use super::members;
 use super::ServerError;
 use crate::raft::{
-    Index, Message, MessageKind, NodeId, Ready, Snapshot, SnapshotMetadata, SoftState,
+    Entry, Index, Message, MessageKind, NodeId, Ready, Snapshot, SnapshotMetadata, SoftState,
 };
 
 /// Log entries kept behind a snapshot so a slightly lagging follower catches up from the
@@ -50,24 +52,13 @@ impl Driver {
             self.wal.set_hard_state(hs)?;
         }
         if must_sync {
-            let started = Instant::now();
-            self.wal.sync()?;
-            self.slow
-                .fsync_took(started.elapsed(), &self.shared.metrics);
+            self.sync_wal()?;
         }
-        let written = self.wal.written_bytes();
-        self.shared.metrics.wal_write_bytes.set(written as i64);
         self.send(persisted_messages)?;
         if let Some(s) = &snapshot {
             self.on_snapshot(s)?;
         }
-        let started = Instant::now();
-        let (outcome, applied) = self.apply(&committed_entries)?;
-        if let (Some(first), Some(last)) = (committed_entries.first(), committed_entries.last()) {
-            let span = (first.index.0, last.index.0);
-            let slow = &self.slow;
-            slow.apply_took(started.elapsed(), span, &self.shared.metrics);
-        }
+        let (outcome, applied) = self.apply_timed(&committed_entries)?;
         for rs in &read_states {
             self.reads.confirm(rs);
         }
@@ -194,10 +185,30 @@ impl Driver {
         Ok(())
     }
 
-    fn apply(
-        &mut self,
-        entries: &[crate::raft::Entry],
-    ) -> Result<(ApplyOutcome, u64), ServerError> {
+    /// One WAL fdatasync (group commit), observed in the metrics and warned about when slow.
+    fn sync_wal(&mut self) -> Result<(), ServerError> {
+        let started = Instant::now();
+        self.wal.sync()?;
+        let m = &self.shared.metrics;
+        self.slow.fsync_took(started.elapsed(), m);
+        m.wal_write_bytes.set(self.wal.written_bytes() as i64);
+        Ok(())
+    }
+
+    /// [`Driver::apply`], warned about and counted when slower than
+    /// `--experimental-warning-apply-duration`.
+    fn apply_timed(&mut self, entries: &[Entry]) -> Result<(ApplyOutcome, u64), ServerError> {
+        let started = Instant::now();
+        let applied = self.apply(entries)?;
+        if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+            let span = (first.index.0, last.index.0);
+            let took = started.elapsed();
+            self.slow.apply_took(took, span, &self.shared.metrics);
+        }
+        Ok(applied)
+    }
+
+    fn apply(&mut self, entries: &[Entry]) -> Result<(ApplyOutcome, u64), ServerError> {
         let shared = self.shared.clone();
         let mut store = shared.store()?;
         let outcome = apply_entries(
