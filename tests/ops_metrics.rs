@@ -9,7 +9,7 @@
 //!    show true values (ids, the leader, one raft term, indexes past the writes, db size,
 //!    not learners). The same checks then run on a real etcd 3.4 cluster (when installed),
 //!    which proves the expectations themselves, and the names raftkv exports must exist
-//!    in etcd with the same types.
+//!    in etcd with the same types and help texts.
 //! 2. `slow_apply_is_warned_and_counted`: one in-process member with
 //!    `--experimental-warning-apply-duration` 0 counts its applies as slow (the flag
 //!    itself: `warning_apply_duration_flag_is_honoured_not_ignored`; the thresholds of all
@@ -77,6 +77,9 @@ struct Scrape {
     /// Family name -> type. Counter families are named without `_total` (OpenMetrics
     /// style, as raftkv prints them; etcd's `# TYPE x_total counter` is normalised).
     types: BTreeMap<String, String>,
+    /// Family name (as in `types`) -> help text without a trailing `.` (prometheus-client
+    /// adds one where etcd's has none).
+    helps: BTreeMap<String, String>,
     /// (sample name, label text inside the braces, value).
     samples: Vec<(String, String, f64)>,
     text: String,
@@ -85,9 +88,18 @@ struct Scrape {
 impl Scrape {
     fn parse(text: String) -> Scrape {
         let mut types = BTreeMap::new();
+        let mut helps = BTreeMap::new();
         let mut samples = Vec::new();
         for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+                let help = help.trim_end_matches('.').to_string();
+                helps.insert(name.to_string(), help.clone());
+                // etcd names a counter family with its `_total`; raftkv without.
+                if let Some(bare) = name.strip_suffix("_total") {
+                    helps.entry(bare.to_string()).or_insert(help);
+                }
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').expect("TYPE line has a type");
                 let name = match kind {
                     "counter" => name.strip_suffix("_total").unwrap_or(name),
@@ -106,6 +118,7 @@ impl Scrape {
         }
         Scrape {
             types,
+            helps,
             samples,
             text,
         }
@@ -300,11 +313,16 @@ fn metrics_move_and_match_etcd() {
         return;
     };
     let theirs = cluster_metrics(&etcd);
-    eprintln!("phase: every family raftkv exports exists in etcd 3.4 with the same type");
+    eprintln!("phase: every family raftkv exports exists in etcd 3.4 with its type and help");
     let mut mismatches = Vec::new();
     for (name, kind) in &ours.types {
         match theirs.types.get(name) {
-            Some(k) if k == kind => {}
+            Some(k) if k == kind && ours.helps.get(name) == theirs.helps.get(name) => {}
+            Some(k) if k == kind => mismatches.push(format!(
+                "{name} help: raftkv {:?}, etcd {:?}",
+                ours.helps.get(name),
+                theirs.helps.get(name)
+            )),
             None if ETCD_AFTER_FAILURES.contains(&name.as_str()) => {}
             other => mismatches.push(format!("{name}: raftkv {kind}, etcd {other:?}")),
         }
