@@ -5,9 +5,10 @@
 //!    moved: a leader known and exactly one leader, leader changes seen, proposals
 //!    committed and applied at least the writes, WAL fsyncs and backend commits observed,
 //!    WAL bytes written, db size above zero, and peer bytes sent to and received from each
-//!    peer it talks to (the leader: every follower; a follower: the leader). `etcdctl endpoint status -w table` and `endpoint health -w table` must
-//!    show true values (ids, the leader, one raft term, indexes past the writes, db size,
-//!    not learners). The same checks then run on a real etcd 3.4 cluster (when installed),
+//!    peer it talks to (the leader: every follower; a follower: the leader).
+//!    `etcdctl endpoint status -w table` and `endpoint health -w table` must show true
+//!    values (ids, the leader, one raft term, indexes past the writes, db size, not
+//!    learners). The same checks then run on a real etcd 3.4 cluster (when installed),
 //!    which proves the expectations themselves, and the names raftkv exports must exist
 //!    in etcd with the same types and help texts.
 //! 2. `slow_apply_is_warned_and_counted`: one in-process member with

@@ -208,10 +208,27 @@ impl Metrics {
             r.register(name, help, gauge.clone());
         }
         let counters = [
-            ("etcd_server_leader_changes_seen", "The number of leader changes seen", &self.leader_changes_seen),
-            ("etcd_server_heartbeat_send_failures", "The total number of leader heartbeat send failures (likely overloaded from slow disk)", &self.heartbeat_send_failures),
-            ("etcd_server_slow_apply", "The total number of slow apply requests (likely overloaded from slow disk)", &self.slow_apply),
-            ("etcd_server_proposals_failed", "The total number of failed proposals seen", &self.proposals_failed),
+            (
+                "etcd_server_leader_changes_seen",
+                "The number of leader changes seen",
+                &self.leader_changes_seen,
+            ),
+            (
+                "etcd_server_heartbeat_send_failures",
+                "The total number of leader heartbeat send failures \
+                 (likely overloaded from slow disk)",
+                &self.heartbeat_send_failures,
+            ),
+            (
+                "etcd_server_slow_apply",
+                "The total number of slow apply requests (likely overloaded from slow disk)",
+                &self.slow_apply,
+            ),
+            (
+                "etcd_server_proposals_failed",
+                "The total number of failed proposals seen",
+                &self.proposals_failed,
+            ),
         ];
         for (name, help, counter) in counters {
             r.register(name, help, counter.clone());

@@ -2,11 +2,15 @@
 //! disk or an overloaded member, with etcd's log wording and fields, and the counters
 //! etcd bumps with them:
 //!
-//! | what                    | expected duration                        | log message (etcd's)                  | counter |
-//! |-------------------------|------------------------------------------|---------------------------------------|---------|
-//! | applying a batch        | `--experimental-warning-apply-duration` (100 ms) | `apply request took too long` | `etcd_server_slow_apply_total` |
-//! | one WAL fdatasync       | 1 s (etcd's `warnSyncDuration`, no flag) | `slow fdatasync`                      | (the fsync histogram) |
-//! | gap between two heartbeats from the leader to one peer | 2 heartbeat intervals (etcd's timeout detector) | `leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk` | `etcd_server_heartbeat_send_failures_total` |
+//! - **Applying a batch** of committed entries slower than
+//!   `--experimental-warning-apply-duration` (100 ms): `apply request took too long`,
+//!   counted in `etcd_server_slow_apply_total`.
+//! - **One WAL fdatasync** slower than 1 s (etcd's fixed `warnSyncDuration`):
+//!   `slow fdatasync` (every sync is also observed in `etcd_disk_wal_fsync_duration_seconds`).
+//! - **A heartbeat from the leader** to one peer more than two heartbeat intervals after the
+//!   previous one (etcd's timeout detector): `leader failed to send out heartbeat on time;
+//!   took too long, leader is overloaded likely from slow disk`, counted in
+//!   `etcd_server_heartbeat_send_failures_total`.
 //!
 //! etcd warns per applied request; the driver applies committed entries in one MVCC batch
 //! per `Ready`, so raftkv measures and warns per batch (with the entry count and index
