@@ -127,6 +127,16 @@ struct Flags {
         default_value = "10m"
     )]
     watch_progress_notify_interval: String,
+    /// Time duration after which a warning is generated if applying a request (raftkv: a
+    /// batch of committed entries) takes more time (also accepted as etcd 3.6's
+    /// `--warning-apply-duration`).
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_WARNING_APPLY_DURATION",
+        alias = "warning-apply-duration",
+        default_value = "100ms"
+    )]
+    experimental_warning_apply_duration: String,
 }
 
 /// Everything the binary needs to start one member.
@@ -278,6 +288,8 @@ fn settings_from(f: Flags, mut warnings: Vec<String>) -> Result<Settings, Config
     let interval = parse_go_duration(&f.grpc_keepalive_interval).map_err(invalid)?;
     let timeout = parse_go_duration(&f.grpc_keepalive_timeout).map_err(invalid)?;
     let progress = parse_go_duration(&f.watch_progress_notify_interval).map_err(invalid)?;
+    let warning_apply_duration =
+        parse_go_duration(&f.experimental_warning_apply_duration).map_err(invalid)?;
     if progress.is_zero() {
         return Err(invalid(
             "--watch-progress-notify-interval must be > 0".to_string(),
@@ -300,6 +312,7 @@ fn settings_from(f: Flags, mut warnings: Vec<String>) -> Result<Settings, Config
         max_request_bytes: f.max_request_bytes,
         max_txn_ops: f.max_txn_ops,
         quota_backend_bytes: f.quota_backend_bytes,
+        warning_apply_duration,
         unsafe_test_stale_reads: f.unsafe_test_stale_reads,
     };
     Ok(Settings {

@@ -95,7 +95,6 @@ pub const IGNORED_FLAGS: &[(&str, Kind)] = &[
     ("experimental-compaction-batch-limit", Kind::Value),
     ("experimental-compaction-sleep-interval", Kind::Value),
     ("experimental-peer-skip-client-san-verification", Kind::Bool),
-    ("experimental-warning-apply-duration", Kind::Value),
     ("experimental-warning-unary-request-duration", Kind::Value),
     ("experimental-txn-mode-write-with-shared-buffer", Kind::Bool),
     (

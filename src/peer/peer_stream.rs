@@ -29,7 +29,7 @@ use super::convert::message_to_pb;
 use super::transport::{PeerCounters, Shared};
 use crate::proto::raftkvpb::{self, raft_peer_client::RaftPeerClient};
 use crate::raft::{Message, NodeId};
-use crate::server::RaftInbox;
+use crate::server::{PeerMetrics, RaftInbox};
 
 /// Batches handed to the HTTP/2 stream but not yet written; small, so that the queue (not
 /// this buffer) is where back-pressure shows.
@@ -52,6 +52,8 @@ pub(super) struct PeerStream {
     queue: mpsc::Receiver<Message>,
     shared: Arc<Shared>,
     counters: Arc<PeerCounters>,
+    /// The server's `etcd_network_*` metrics (from the inbox, once attached).
+    metrics: PeerMetrics,
     /// Whether the last attempt failed (log the transition once, not every retry).
     inactive: bool,
     /// Whether a connection ever succeeded (the first one is logged too).
@@ -73,6 +75,7 @@ impl PeerStream {
             queue,
             shared,
             counters: counters.clone(),
+            metrics: PeerMetrics::default(),
             inactive: false,
             connected_once: false,
         }
@@ -84,6 +87,7 @@ impl PeerStream {
             return;
         };
         let cluster_id = inbox.cluster_id();
+        self.metrics = inbox.peer_metrics();
         let opts = self.shared.opts.clone();
         let mut backoff = opts.backoff_min;
         loop {
@@ -142,7 +146,7 @@ impl PeerStream {
                     },
                 },
             };
-            let batch = self.batch(m, cluster_id);
+            let (batch, bytes) = self.batch(m, cluster_id);
             let n = batch.messages.len() as u64;
             tokio::select! {
                 r = &mut call => return Ended::Failed(call_ended(r)),
@@ -152,11 +156,13 @@ impl PeerStream {
             }
             PeerCounters::add(&self.counters.messages_sent, n);
             PeerCounters::add(&self.counters.batches_sent, 1);
+            self.metrics.sent(self.id, bytes);
         }
     }
 
-    /// `first` plus whatever else is queued, within the batch limits.
-    fn batch(&mut self, first: Message, cluster_id: u64) -> raftkvpb::MessageBatch {
+    /// `first` plus whatever else is queued, within the batch limits, and the encoded size
+    /// of its messages.
+    fn batch(&mut self, first: Message, cluster_id: u64) -> (raftkvpb::MessageBatch, u64) {
         let opts = &self.shared.opts;
         let first = message_to_pb(first);
         let mut bytes = first.encoded_len();
@@ -167,10 +173,11 @@ impl PeerStream {
             bytes += pb.encoded_len();
             messages.push(pb);
         }
-        raftkvpb::MessageBatch {
+        let batch = raftkvpb::MessageBatch {
             cluster_id,
             messages,
-        }
+        };
+        (batch, bytes as u64)
     }
 
     /// After a failure: drop what is queued (stale), count it, tell the server.
@@ -181,6 +188,11 @@ impl PeerStream {
         }
         PeerCounters::add(&self.counters.messages_dropped, dropped);
         PeerCounters::add(&self.counters.failures, 1);
+        // The queued messages and the one being sent never reached the wire.
+        self.metrics.send_failed(self.id, dropped + 1);
+        if !self.inactive && self.connected_once {
+            self.metrics.peer_active(self.id, false);
+        }
         if self.inactive {
             tracing::debug!(peer = %self.id, error = %why, "peer still unreachable");
         } else {
@@ -194,6 +206,7 @@ impl PeerStream {
         if self.inactive || !self.connected_once {
             tracing::info!(peer = %self.id, url, "peer became active");
         }
+        self.metrics.peer_active(self.id, true);
         self.inactive = false;
         self.connected_once = true;
     }

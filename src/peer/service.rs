@@ -30,7 +30,8 @@ use super::snapshot_recv::{check_cluster, receive};
 use crate::proto::raftkvpb::raft_peer_server::{RaftPeer, RaftPeerServer};
 use crate::proto::raftkvpb::{InstallSnapshotResponse, MessageBatch, SendResponse, SnapshotChunk};
 use crate::raft::MessageKind;
-use crate::server::RaftInbox;
+use crate::server::{PeerMetrics, RaftInbox};
+use prost::Message as _;
 
 /// The largest `MessageBatch` or `SnapshotChunk` accepted. Senders cap batches at a few MiB
 /// (`TransportOptions::batch_bytes_max`), but one message may carry entries up to Raft's
@@ -45,6 +46,8 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct RaftPeerService {
     inbox: Arc<dyn RaftInbox>,
+    /// Counts received bytes (`etcd_network_peer_received_bytes_total`).
+    metrics: PeerMetrics,
     /// Set to true by [`RaftPeerService::close_streams`]; open `Send` streams watch it.
     stop: Arc<watch::Sender<bool>>,
 }
@@ -53,6 +56,7 @@ impl RaftPeerService {
     /// A service delivering into `inbox` (from `EtcdServer::inbox`).
     pub fn new(inbox: Arc<dyn RaftInbox>) -> RaftPeerService {
         RaftPeerService {
+            metrics: inbox.peer_metrics(),
             inbox,
             stop: Arc::new(watch::channel(false).0),
         }
@@ -75,7 +79,9 @@ impl RaftPeerService {
     fn deliver(&self, batch: MessageBatch) -> Result<(), Status> {
         check_cluster(&*self.inbox, batch.cluster_id)?;
         for pb in batch.messages {
+            let bytes = pb.encoded_len() as u64;
             let m = message_from_pb(pb).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            self.metrics.received(m.from, bytes);
             if m.kind == MessageKind::InstallSnapshot {
                 return Err(Status::invalid_argument(
                     "InstallSnapshot on the Send stream (snapshots use InstallSnapshot)",

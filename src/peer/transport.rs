@@ -186,6 +186,7 @@ impl GrpcTransport {
 impl Transport for GrpcTransport {
     fn send(&self, msgs: Vec<Message>) {
         let mut unreachable = Vec::new();
+        let mut dropped = Vec::new();
         let mut bad_snapshots = Vec::new();
         {
             let peers = self.peers.lock().expect("peers lock poisoned");
@@ -207,6 +208,7 @@ impl Transport for GrpcTransport {
                         mpsc::error::TrySendError::Full(m) => m.to,
                         mpsc::error::TrySendError::Closed(m) => m.to,
                     };
+                    dropped.push(to);
                     if !unreachable.contains(&to) {
                         unreachable.push(to);
                     }
@@ -214,6 +216,12 @@ impl Transport for GrpcTransport {
             }
         }
         let Some(inbox) = self.inbox() else { return };
+        if !dropped.is_empty() {
+            let metrics = inbox.peer_metrics();
+            for to in dropped {
+                metrics.send_failed(to, 1);
+            }
+        }
         for id in unreachable {
             inbox.report_unreachable(id);
         }

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub max_txn_ops: usize,
     /// Backend size quota (`--quota-backend-bytes`, 0 = the 2 GiB default).
     pub quota_backend_bytes: u64,
+    /// An apply batch slower than this logs "apply request took too long" and counts in
+    /// `etcd_server_slow_apply_total` (`--experimental-warning-apply-duration`, 100 ms).
+    pub warning_apply_duration: Duration,
     /// FAULT INJECTION, for the jepsen harness's self-test only (hidden flag
     /// `--unsafe-test-stale-reads`, default false): serve linearizable reads from local state
     /// without a ReadIndex round, exactly like serializable reads. Breaks linearizability on
@@ -73,6 +76,7 @@ impl ServerConfig {
             max_request_bytes: 1536 * 1024,
             max_txn_ops: 128,
             quota_backend_bytes: 0,
+            warning_apply_duration: Duration::from_millis(100),
             unsafe_test_stale_reads: false,
         }
     }

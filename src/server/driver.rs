@@ -19,6 +19,7 @@ use prost::Message as _;
 
 use super::reads::ReadQueue;
 use super::shared::{Applied, ApplyWaiter, Input, Shared};
+use super::slow_ops::SlowOps;
 use super::transport::Transport;
 use super::ServerError;
 use crate::proto::etcdserverpb as pb;
@@ -65,6 +66,8 @@ pub struct Driver {
     /// Whether this member's name and client URLs are in the member records.
     pub(super) published: bool,
     last_publish: Option<Instant>,
+    /// "took too long" thresholds and the leader's heartbeat clock (`slow_ops.rs`).
+    pub(super) slow: SlowOps,
 }
 
 impl Driver {
@@ -79,6 +82,10 @@ impl Driver {
     ) -> Driver {
         let tick = shared.cfg.heartbeat_interval.max(Duration::from_millis(1));
         let last_snapshot_applied = raw.applied().0;
+        let slow = SlowOps::new(
+            shared.cfg.warning_apply_duration,
+            shared.cfg.heartbeat_interval,
+        );
         let mut d = Driver {
             shared,
             raw,
@@ -101,6 +108,7 @@ impl Driver {
             lease_primary: false,
             published: false,
             last_publish: None,
+            slow,
         };
         d.published = d.is_published();
         let voters = d.raw.conf_state().voters;
@@ -116,6 +124,10 @@ impl Driver {
         // Set even if the driver panics (a bug: an assert), so that handles answer
         // `server stopped` instead of timing out forever.
         let _stopped_on_exit = MarkStopped(self.shared.clone());
+        let quota = super::etcd_server::quota_bytes(self.shared.cfg.quota_backend_bytes);
+        self.shared
+            .metrics
+            .note_member(self.shared.member_id, quota);
         if let Err(e) = self.refresh_db_size().and_then(|()| self.run_loop()) {
             tracing::error!(error = %e, "raft driver failed: this member stops");
         }
@@ -257,7 +269,11 @@ impl Driver {
         }
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
+            let before = self.waiters.len();
             self.waiters.retain(|_, (w, _)| !w.is_closed());
+            // A closed waiter is a proposal its client gave up on (timed out or went away).
+            let failed = before - self.waiters.len();
+            self.shared.metrics.proposals_failed.inc_by(failed as u64);
             let waiters = &self.waiters;
             self.stalled.retain(|(id, _)| waiters.contains_key(id));
             self.refresh_db_size()?;

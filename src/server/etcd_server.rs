@@ -356,7 +356,7 @@ fn first_request_id(member_id: u64) -> u64 {
 }
 
 /// The backend quota: etcd's 2 GiB default when 0.
-fn quota_bytes(configured: u64) -> u64 {
+pub(super) fn quota_bytes(configured: u64) -> u64 {
     if configured == 0 {
         QUOTA_BACKEND_BYTES_DEFAULT
     } else {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::shared::{Input, Shared};
 use super::transport::RaftInbox;
-use super::ServerError;
+use super::{PeerMetrics, ServerError};
 use crate::mvcc::MvccError;
 use crate::raft::{Message, MessageKind, NodeId};
 
@@ -46,10 +46,17 @@ impl RaftInbox for Inbox {
             // The image is at least as new as `index`; an older-or-equal index means the
             // store already holds everything it could bring.
             if index > store.applied_index() {
-                store.install_snapshot(image).map_err(|e| match e {
+                let m = &self.shared.metrics;
+                m.snapshot_apply_in_progress.set(1);
+                let started = std::time::Instant::now();
+                let installed = store.install_snapshot(image);
+                m.snapshot_apply_in_progress.set(0);
+                installed.map_err(|e| match e {
                     MvccError::InvalidSnapshot(why) => ServerError::InvalidSnapshot(why),
                     other => ServerError::Mvcc(other),
                 })?;
+                m.snap_db_save_duration
+                    .observe(started.elapsed().as_secs_f64());
                 let applied = store.applied_index();
                 self.shared.applied.fetch_max(applied, Ordering::SeqCst);
                 let alarms = super::alarms::AlarmSet::load(&store)?;
@@ -74,6 +81,10 @@ impl RaftInbox for Inbox {
 
     fn report_unreachable(&self, id: NodeId) {
         let _ = self.shared.inputs.try_send(Input::Unreachable(id));
+    }
+
+    fn peer_metrics(&self) -> PeerMetrics {
+        self.shared.metrics.peer.clone()
     }
 
     fn report_snapshot(&self, id: NodeId, ok: bool) {

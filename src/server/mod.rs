@@ -28,10 +28,12 @@ mod lease_ops;
 mod members;
 mod metrics;
 mod move_leader;
+mod peer_metrics;
 mod reads;
 mod ready;
 mod restore;
 mod shared;
+mod slow_ops;
 mod snapshot;
 mod snapshot_file;
 mod storage;
@@ -44,6 +46,7 @@ pub use error::ServerError;
 pub use etcd_server::EtcdServer;
 pub use ids::{cluster_id, member_id};
 pub use metrics::Metrics;
+pub use peer_metrics::PeerMetrics;
 pub use restore::{
     restore_snapshot, verify_snapshot, ProgressMeter, RestoreOptions, RestoreReport, VerifyReport,
 };

@@ -4,7 +4,9 @@
 //! `snapshot_count` applied entries.
 //!
 //! A write is acknowledged only here, after its entry is durable in the local WAL and
-//! applied to the local store. Part of the driver; runs only on its thread.
+//! applied to the local store. The WAL sync, the apply and each heartbeat sent are timed
+//! here for etcd's "took too long" warnings (`slow_ops.rs`). Part of the driver; runs only
+//! on its thread.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -14,7 +16,7 @@ use super::driver::Driver;
 use super::members;
 use super::ServerError;
 use crate::raft::{
-    Index, Message, MessageKind, NodeId, Ready, Snapshot, SnapshotMetadata, SoftState,
+    Entry, Index, Message, MessageKind, NodeId, Ready, Snapshot, SnapshotMetadata, SoftState,
 };
 
 /// Log entries kept behind a snapshot so a slightly lagging follower catches up from the
@@ -50,16 +52,13 @@ impl Driver {
             self.wal.set_hard_state(hs)?;
         }
         if must_sync {
-            let started = Instant::now();
-            self.wal.sync()?;
-            let secs = started.elapsed().as_secs_f64();
-            self.shared.metrics.wal_fsync_duration.observe(secs);
+            self.sync_wal()?;
         }
         self.send(persisted_messages)?;
         if let Some(s) = &snapshot {
             self.on_snapshot(s)?;
         }
-        let (outcome, applied) = self.apply(&committed_entries)?;
+        let (outcome, applied) = self.apply_timed(&committed_entries)?;
         for rs in &read_states {
             self.reads.confirm(rs);
         }
@@ -104,6 +103,9 @@ impl Driver {
         let m = &self.shared.metrics;
         m.has_leader.set(i64::from(leader != 0));
         m.is_leader.set(i64::from(leader == self.shared.member_id));
+        if leader != old {
+            self.slow.reset_heartbeats();
+        }
         if leader != 0 && leader != old {
             m.leader_changes_seen.inc();
             tracing::info!(
@@ -128,7 +130,11 @@ impl Driver {
     /// Hands messages to the transport; InstallSnapshot messages go with a store image.
     fn send(&mut self, msgs: Vec<Message>) -> Result<(), ServerError> {
         let mut plain = Vec::with_capacity(msgs.len());
+        let now = Instant::now();
         for m in msgs {
+            if m.kind == MessageKind::Heartbeat {
+                self.slow.heartbeat_sent(m.to, now, &self.shared.metrics);
+            }
             if m.kind != MessageKind::InstallSnapshot {
                 plain.push(m);
                 continue;
@@ -179,10 +185,30 @@ impl Driver {
         Ok(())
     }
 
-    fn apply(
-        &mut self,
-        entries: &[crate::raft::Entry],
-    ) -> Result<(ApplyOutcome, u64), ServerError> {
+    /// One WAL fdatasync (group commit), observed in the metrics and warned about when slow.
+    fn sync_wal(&mut self) -> Result<(), ServerError> {
+        let started = Instant::now();
+        self.wal.sync()?;
+        let m = &self.shared.metrics;
+        self.slow.fsync_took(started.elapsed(), m);
+        m.wal_write_bytes.set(self.wal.written_bytes() as i64);
+        Ok(())
+    }
+
+    /// [`Driver::apply`], warned about and counted when slower than
+    /// `--experimental-warning-apply-duration`.
+    fn apply_timed(&mut self, entries: &[Entry]) -> Result<(ApplyOutcome, u64), ServerError> {
+        let started = Instant::now();
+        let applied = self.apply(entries)?;
+        if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+            let span = (first.index.0, last.index.0);
+            let took = started.elapsed();
+            self.slow.apply_took(took, span, &self.shared.metrics);
+        }
+        Ok(applied)
+    }
+
+    fn apply(&mut self, entries: &[Entry]) -> Result<(ApplyOutcome, u64), ServerError> {
         let shared = self.shared.clone();
         let mut store = shared.store()?;
         let outcome = apply_entries(
@@ -217,9 +243,9 @@ impl Driver {
                 continue;
             }
             let (waiter, _) = self.waiters.remove(&id).expect("checked above");
-            if result.is_err() {
-                self.shared.metrics.proposals_failed.inc();
-            } else if outcome.physical_compactions.contains(&id) {
+            // An error here is the request's answer (etcd does not count it as a failed
+            // proposal); abandoned proposals are counted by the driver's sweep.
+            if result.is_ok() && outcome.physical_compactions.contains(&id) {
                 self.physical_waiters.push((waiter, result));
                 continue;
             }
@@ -239,6 +265,7 @@ impl Driver {
         let learner = self.raw.conf_state().learners.contains(&self.raw.id());
         s.is_learner.store(learner, Ordering::SeqCst);
         let m = &s.metrics;
+        m.is_learner.set(i64::from(learner));
         m.proposals_committed.set(self.raw.commit().0 as i64);
         m.proposals_applied.set(applied as i64);
         m.proposals_pending.set(self.waiters.len() as i64);

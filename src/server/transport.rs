@@ -8,7 +8,7 @@
 
 use std::io::Read;
 
-use super::ServerError;
+use super::{PeerMetrics, ServerError};
 use crate::raft::{Message, NodeId};
 
 /// Outgoing peer traffic. Implementations must be cheap and never block the caller (the
@@ -40,4 +40,9 @@ pub trait RaftInbox: Send + Sync + 'static {
     fn report_unreachable(&self, id: NodeId);
     /// The outcome of a [`Transport::send_snapshot`] to `id`.
     fn report_snapshot(&self, id: NodeId, ok: bool);
+    /// Where the transport counts peer traffic (`etcd_network_*`). The default is a set
+    /// nobody exports, for inboxes without metrics (tests).
+    fn peer_metrics(&self) -> PeerMetrics {
+        PeerMetrics::default()
+    }
 }

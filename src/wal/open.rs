@@ -158,6 +158,7 @@ impl<D: Disk> Wal<D> {
             snapshot: recovered.snapshot.clone(),
             window,
             poisoned: None,
+            written_bytes: 0,
         };
         if fresh {
             wal.write_head()?;

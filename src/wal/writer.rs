@@ -70,6 +70,8 @@ pub struct Wal<D: Disk> {
     pub(crate) window: LogWindow<Term>,
     /// Set by the first IO error; every later call fails with it.
     pub(crate) poisoned: Option<String>,
+    /// Bytes handed to the disk since this `Wal` was opened (for metrics).
+    pub(crate) written_bytes: u64,
 }
 
 impl<D: Disk> Wal<D> {
@@ -189,6 +191,12 @@ impl<D: Disk> Wal<D> {
         self.segments.len()
     }
 
+    /// Bytes handed to the disk since this `Wal` was opened (etcd's
+    /// `etcd_disk_wal_write_bytes_total`); buffered records count once flushed.
+    pub fn written_bytes(&self) -> u64 {
+        self.written_bytes
+    }
+
     /// Asserts the writer's invariants; a failure is a bug in the WAL or its caller.
     pub fn check_invariants(&self) {
         assert!(
@@ -294,6 +302,7 @@ impl<D: Disk> Wal<D> {
             self.active
                 .append(&self.buffer)
                 .map_err(|e| WalError::io(path, e))?;
+            self.written_bytes += self.buffer.len() as u64;
             self.buffer.clear();
         }
         Ok(())
