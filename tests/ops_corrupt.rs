@@ -121,12 +121,9 @@ fn periodic_check_raises_corrupt() {
     let victim = a_follower(&mut c);
     let victim_id = c.member_id(victim);
     rot_follower(&mut c, victim);
+    // Should the victim win an election, the two healthy followers outvote it and it is
+    // still the one named (the majority rule, unit-tested in src/server/corrupt.rs).
     c.restart(victim);
-    if c.wait_leader(Duration::from_secs(20)) == victim {
-        // etcd's rules trust the leader's hash: keep the rotten member a follower.
-        let to = format!("{:x}", c.member_id((victim + 1) % 3));
-        c.ctl(victim, &["move-leader", &to]).ok("move-leader");
-    }
 
     eprintln!("phase 2: the leader raises CORRUPT for m{victim}, every member lists it");
     let expected = format!("memberID:{victim_id} alarm:CORRUPT");

@@ -9,7 +9,7 @@
 //! - the periodic check (`--experimental-corrupt-check-time`), on the leader: it hashes,
 //!   asks every follower for its hash at that revision, waits for a ReadIndex round and
 //!   hashes again; [`periodic_suspect`] names the member to raise CORRUPT for, by etcd's
-//!   rules (see there).
+//!   rules plus one majority rule so that a rotten leader is named itself (see there).
 //!
 //! Worked example (periodic, 3 members, nothing compacted): the leader hashes revision 7 as
 //! `0xaa`; follower B answers `{revision 7, compact 0, hash 0xaa}`, follower C answers
@@ -126,9 +126,13 @@ pub fn initial_mismatches(local: &KvHash, peers: &[PeerHash]) -> usize {
 ///
 /// 1. the leader's own hash changed while its revision and compacted revision did not:
 ///    the leader's store changed under it, so the leader is the suspect;
-/// 2. a follower's revision is ahead of the leader's after the barrier, or
-/// 3. its compacted revision is ahead of the leader's: that follower is the suspect;
-/// 4. a follower with the leader's compacted revision hashed the same revision differently:
+/// 2. a majority of the cluster (followers with the leader's compacted revision) agree on
+///    a hash that is not the leader's: the leader is the odd one out, so it is the suspect
+///    (the rule etcd 3.6's compaction hash check applies; etcd's periodic check would name
+///    the first follower instead, a healthy member);
+/// 3. a follower's revision is ahead of the leader's after the barrier, or
+/// 4. its compacted revision is ahead of the leader's: that follower is the suspect;
+/// 5. a follower with the leader's compacted revision hashed the same revision differently:
 ///    that follower is the suspect.
 pub fn periodic_suspect(
     me: u64,
@@ -145,6 +149,15 @@ pub fn periodic_suspect(
             hash_1 = first.hash,
             hash_2 = second.hash,
             "found hash mismatch"
+        );
+        return Some(me);
+    }
+    if let Some(majority_hash) = majority_against(first, peers) {
+        tracing::warn!(
+            revision = first.hash_revision,
+            leader_hash = first.hash,
+            majority_hash,
+            "the leader's hash differs from the majority of the cluster"
         );
         return Some(me);
     }
@@ -178,6 +191,29 @@ pub fn periodic_suspect(
         );
         Some(p.member_id)
     })
+}
+
+/// A hash other than the leader's that more than half of the cluster (the leader and
+/// `peers`) reported at the leader's compacted revision, if any.
+fn majority_against(leader: &KvHash, peers: &[PeerHash]) -> Option<u32> {
+    let cluster_size = peers.len() + 1;
+    let mut counts: std::collections::BTreeMap<u32, usize> = Default::default();
+    for p in peers {
+        if let PeerAnswer::Hash {
+            compact_revision,
+            hash,
+            ..
+        } = p.answer
+        {
+            if compact_revision == leader.compact_revision && hash != leader.hash {
+                *counts.entry(hash).or_default() += 1;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .find(|&(_, count)| 2 * count > cluster_size)
+        .map(|(hash, _)| hash)
 }
 
 impl EtcdServer {
@@ -317,6 +353,24 @@ mod tests {
         // Unanswered peers are skipped.
         let quiet = [silent(2, PeerAnswer::Unreachable("down".into()))];
         assert_eq!(periodic_suspect(1, &h, &h, &quiet), None);
+    }
+
+    #[test]
+    fn periodic_leader_outvoted_by_a_majority_is_suspect() {
+        let h = kv(7, 0, 0xaa);
+        let outvoted = [peer(2, 7, 0, 0xbb), peer(3, 7, 0, 0xbb)];
+        assert_eq!(periodic_suspect(1, &h, &h, &outvoted), Some(1));
+        // Two followers that disagree with the leader and with each other outvote nobody.
+        let split = [peer(2, 7, 0, 0xbb), peer(3, 7, 0, 0xcc)];
+        assert_eq!(periodic_suspect(1, &h, &h, &split), Some(2));
+        // Five members: two agreeing followers are not a majority.
+        let five = [
+            peer(2, 7, 0, 0xbb),
+            peer(3, 7, 0, 0xbb),
+            peer(4, 7, 0, 0xaa),
+            peer(5, 7, 0, 0xaa),
+        ];
+        assert_eq!(periodic_suspect(1, &h, &h, &five), Some(2));
     }
 
     #[test]
