@@ -17,7 +17,7 @@ fn etcd_environment_variables_set_flags_and_unknown_ones_are_warned() {
         ("ETCD_CERT_FILE", "/x.crt"),
         ("ETCD_NOT_A_FLAG", "1"),
         ("ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK", "true"),
-        ("ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME", "2m"),
+        ("ETCD_CORRUPT_CHECK_TIME", "2m"),
     ];
     for (k, v) in vars {
         std::env::set_var(k, v);
@@ -38,6 +38,7 @@ fn etcd_environment_variables_set_flags_and_unknown_ones_are_warned() {
     assert!(warned("--cert-file=/x.crt"), "{:?}", s.warnings);
     assert!(warned("ETCD_NOT_A_FLAG"), "{:?}", s.warnings);
     assert!(!warned("ETCD_NAME"), "{:?}", s.warnings);
+    assert!(!warned("ETCD_CORRUPT_CHECK_TIME"), "{:?}", s.warnings);
     for (k, _) in vars {
         std::env::remove_var(k);
     }

@@ -134,6 +134,7 @@ fn periodic_check_raises_corrupt() {
     }
     let listed = c.ctl_any(&["alarm", "list"]).ok("alarm list");
     assert_eq!(listed.out().trim(), expected, "only the victim is alarmed");
+    eprintln!("$ etcdctl alarm list\n{}", listed.out().trim());
 
     eprintln!("phase 3: unhealthy, writes refused with etcd's error, reads work");
     for i in 0..3 {
@@ -150,6 +151,12 @@ fn periodic_check_raises_corrupt() {
             !put.success() && put.stderr.contains(CORRUPT),
             "m{i}: {put:?}"
         );
+        if i == 0 {
+            let status_line = health.lines().next().unwrap_or("");
+            let body = health.lines().last().unwrap_or("");
+            eprintln!("$ curl -i /health\n{status_line}\n{body}");
+            eprintln!("$ etcdctl put after x\n{}", put.stderr.trim());
+        }
     }
     let del = c.ctl_any(&["del", "k2"]);
     assert!(!del.success() && del.stderr.contains(CORRUPT), "{del:?}");

@@ -139,15 +139,16 @@ struct Flags {
         default_value = "false"
     )]
     experimental_initial_corrupt_check: String,
-    /// Interval of the leader's corruption check against its followers (0 = off). Also
-    /// accepted as etcd 3.6's `--corrupt-check-time`.
+    /// Interval of the leader's corruption check against its followers (0 = off).
     #[arg(
         long,
         env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME",
-        alias = "corrupt-check-time",
         default_value = "0s"
     )]
     experimental_corrupt_check_time: String,
+    /// etcd 3.6's name for `--experimental-corrupt-check-time` (wins when both are given).
+    #[arg(long, env = "ETCD_CORRUPT_CHECK_TIME", hide = true)]
+    corrupt_check_time: Option<String>,
     /// etcd 3.6's feature gates, `Name=true|false,...`; raftkv implements
     /// `InitialCorruptCheck` (the 3.6 spelling of `--experimental-initial-corrupt-check`)
     /// and warns about the others.
@@ -378,12 +379,15 @@ fn corrupt_checks(
             ));
         }
     }
-    let every = parse_go_duration(&f.experimental_corrupt_check_time).map_err(|e| {
-        invalid(format!(
-            "invalid value {:?} for flag -experimental-corrupt-check-time: {e}",
-            f.experimental_corrupt_check_time
-        ))
-    })?;
+    let (flag, value) = match &f.corrupt_check_time {
+        Some(value) => ("corrupt-check-time", value),
+        None => (
+            "experimental-corrupt-check-time",
+            &f.experimental_corrupt_check_time,
+        ),
+    };
+    let every = parse_go_duration(value)
+        .map_err(|e| invalid(format!("invalid value {value:?} for flag -{flag}: {e}")))?;
     Ok((initial, (!every.is_zero()).then_some(every)))
 }
 
