@@ -12,7 +12,8 @@
 //!   the other two keep serving.
 //! - `healthy_members_pass_both_checks` runs on real etcd and on raftkv alike (the flag
 //!   parsing differential): a healthy cluster with both checks on starts, compacts,
-//!   restarts members and serves, with no alarm; a bad check time is refused by both.
+//!   restarts members and serves, with no alarm; `bad_flag_values_are_refused_alike`: both
+//!   refuse bad values of the two flags with the same line.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -267,13 +268,31 @@ fn wait_periodic_checks(c: &mut Cluster, rounds: usize) {
     });
 }
 
-/// A check time that is not a Go duration stops both servers at start.
-fn a_bad_check_time_is_refused(binary: &ServerBinary) {
+/// Bad values of the two flags stop both servers at start with Go's flag-package line.
+fn bad_flag_values_are_refused_alike(binary: &ServerBinary) {
+    let cases = [
+        (
+            "--experimental-corrupt-check-time=soon",
+            r#"invalid value "soon" for flag -experimental-corrupt-check-time: parse error"#,
+        ),
+        (
+            "--experimental-initial-corrupt-check=yes",
+            r#"invalid boolean value "yes" for -experimental-initial-corrupt-check: parse error"#,
+        ),
+    ];
+    for (flag, message) in cases {
+        let stderr = refused_start(binary, flag);
+        assert!(stderr.contains(message), "{}: {stderr}", binary.name());
+    }
+}
+
+/// Runs the server with `flag`, expects it to exit non-zero on its own, returns its stderr.
+fn refused_start(binary: &ServerBinary, flag: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let mut child = std::process::Command::new(&binary.path)
         .arg(format!("--data-dir={}", dir.path().join("d").display()))
-        .arg("--experimental-corrupt-check-time=soon")
+        .arg(flag)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -285,23 +304,15 @@ fn a_bad_check_time_is_refused(binary: &ServerBinary) {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("{} started with a bad duration", binary.name());
+            panic!("{} started with {flag}", binary.name());
         }
         std::thread::sleep(POLL_INTERVAL);
     };
-    assert!(
-        !status.success(),
-        "{} accepted a bad duration",
-        binary.name()
-    );
-    let stderr = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        stderr.contains("experimental-corrupt-check-time"),
-        "{stderr}"
-    );
+    assert!(!status.success(), "{} accepted {flag}", binary.name());
+    std::fs::read_to_string(&log).unwrap()
 }
 
 server_tests!(
     healthy_members_pass_both_checks,
-    a_bad_check_time_is_refused
+    bad_flag_values_are_refused_alike
 );

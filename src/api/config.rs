@@ -386,8 +386,12 @@ fn corrupt_checks(
             &f.experimental_corrupt_check_time,
         ),
     };
-    let every = parse_go_duration(value)
-        .map_err(|e| invalid(format!("invalid value {value:?} for flag -{flag}: {e}")))?;
+    // Go's flag package words it so, whatever was wrong with the duration.
+    let every = parse_go_duration(value).map_err(|_| {
+        invalid(format!(
+            "invalid value {value:?} for flag -{flag}: parse error"
+        ))
+    })?;
     Ok((initial, (!every.is_zero()).then_some(every)))
 }
 
