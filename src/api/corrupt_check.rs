@@ -133,7 +133,14 @@ async fn peer_hashes(server: &EtcdServer, revision: i64) -> Vec<PeerHash> {
 async fn ask_peer(urls: &[String], revision: i64, timeout: Duration) -> PeerAnswer {
     let mut last_error = "no client URLs published".to_string();
     for url in urls {
-        match hash_kv_at(url, revision, timeout).await {
+        // The whole ask is bounded: a peer that accepts connections but does not answer
+        // (bound, still in its own initial check) must not hold this one up.
+        let asked =
+            tokio::time::timeout(DIAL_TIMEOUT + timeout, hash_kv_at(url, revision, timeout));
+        let outcome = asked
+            .await
+            .unwrap_or_else(|_| Err("no answer within the request timeout".to_string()));
+        match outcome {
             Ok(answer) => return answer,
             Err(e) => {
                 tracing::warn!(
@@ -188,5 +195,24 @@ async fn hash_kv_at(url: &str, revision: i64, timeout: Duration) -> Result<PeerA
             Ok(PeerAnswer::FutureRevision)
         }
         Err(status) => Err(format!("{:?}: {}", status.code(), status.message())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_peer_that_never_answers_is_unreachable() {
+        // Bound but never accepted: the connection opens, nothing ever answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", silent.local_addr().unwrap());
+        let answer = ask_peer(&[url], 5, Duration::from_millis(200)).await;
+        assert!(matches!(answer, PeerAnswer::Unreachable(_)), "{answer:?}");
+        let none = ask_peer(&[], 5, Duration::from_millis(200)).await;
+        assert_eq!(
+            none,
+            PeerAnswer::Unreachable("no client URLs published".to_string())
+        );
     }
 }

@@ -147,7 +147,8 @@ pub fn parse_feature_gates(value: &str) -> Result<Vec<(String, bool)>, String> {
         };
         let (name, enabled) = (name.trim(), enabled.trim());
         let enabled = parse_go_bool(enabled).map_err(|_| {
-            format!("invalid value of {name}={enabled}, err: strconv.ParseBool: parsing {enabled:?}: invalid syntax")
+            let why = format!("strconv.ParseBool: parsing {enabled:?}: invalid syntax");
+            format!("invalid value of {name}={enabled}, err: {why}")
         })?;
         gates.push((name.to_string(), enabled));
     }

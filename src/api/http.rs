@@ -6,8 +6,9 @@
 //! agree): `/health` answers `{"health":"true","reason":""}` with 200, or
 //! `{"health":"false","reason":"RAFT NO LEADER"}` with 503; unknown paths answer
 //! `404 page not found`. An active alarm fails `/health` with `ALARM NOSPACE` or
-//! `ALARM CORRUPT`; CORRUPT also fails `/readyz` (etcd's `data_corruption` check). Kubernetes probes `/livez`, `/readyz` and
-//! `/health?exclude=NOSPACE&serializable=true` on the metrics listener.
+//! `ALARM CORRUPT`; CORRUPT also fails `/readyz` (etcd's `data_corruption` check).
+//! Kubernetes probes `/livez`, `/readyz` and `/health?exclude=NOSPACE&serializable=true` on
+//! the metrics listener.
 //!
 //! This file reads the server's state; it never changes it.
 
