@@ -71,11 +71,11 @@ fn etcdctl_put_get_del_txn_compact_and_their_errors() {
 
 #[test]
 fn endpoint_status_member_list_and_unimplemented_services() {
-    let mut m = Member::start("st", &["--experimental-initial-corrupt-check=true"]);
+    let mut m = Member::start("st", &["--experimental-compact-hash-check-enabled=true"]);
     m.wait_healthy();
     assert!(
         m.log()
-            .contains("--experimental-initial-corrupt-check=true is not implemented"),
+            .contains("--experimental-compact-hash-check-enabled=true is not implemented"),
         "the ignored flag is named in a warning:\n{}",
         m.log()
     );

@@ -126,9 +126,9 @@ fn unimplemented_etcd_flags_are_accepted_and_each_named_in_a_warning() {
         "--client-cert-auth=true",
         "--peer-client-cert-auth",
         "--name=n1",
-        "--experimental-initial-corrupt-check=true",
+        "--experimental-compact-hash-check-enabled",
         "--max-learners=1",
-        "--feature-gates=InitialCorruptCheck=true",
+        "--experimental-memory-mlock=true",
         "--v2-deprecation=not-yet",
     ])
     .unwrap();
@@ -140,14 +140,54 @@ fn unimplemented_etcd_flags_are_accepted_and_each_named_in_a_warning() {
         "key-file",
         "client-cert-auth",
         "peer-client-cert-auth",
-        "experimental-initial-corrupt-check",
+        "experimental-compact-hash-check-enabled",
         "max-learners",
-        "feature-gates",
+        "experimental-memory-mlock",
         "v2-deprecation",
     ] {
         assert!(named(flag), "no warning names --{flag}: {:?}", s.warnings);
     }
     assert_eq!(s.warnings.len(), 8, "{:?}", s.warnings);
+}
+
+#[test]
+fn corruption_check_flags_are_implemented_in_every_spelling() {
+    let s = parse(&[]).unwrap();
+    assert!(!s.initial_corrupt_check);
+    assert_eq!(s.corrupt_check_time, None, "off by default");
+    let s = parse(&[
+        "--experimental-initial-corrupt-check",
+        "--name=n1",
+        "--experimental-corrupt-check-time=3m",
+    ])
+    .unwrap();
+    // A bool flag without `=` must not swallow the next argument.
+    assert_eq!(s.server.name, "n1");
+    assert!(s.initial_corrupt_check);
+    assert_eq!(s.corrupt_check_time, Some(Duration::from_secs(180)));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    let s = parse(&["--experimental-initial-corrupt-check=false"]).unwrap();
+    assert!(!s.initial_corrupt_check);
+    // etcd 3.6's spellings: the feature gate kubeadm writes, and the plain check time.
+    let s = parse(&[
+        "--feature-gates=InitialCorruptCheck=true,StopGRPCServiceOnDefrag=false",
+        "--corrupt-check-time=10s",
+    ])
+    .unwrap();
+    assert!(s.initial_corrupt_check);
+    assert_eq!(s.corrupt_check_time, Some(Duration::from_secs(10)));
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert!(s.warnings[0].contains("StopGRPCServiceOnDefrag=false"));
+    let s = parse(&["--experimental-corrupt-check-time=0"]).unwrap();
+    assert_eq!(s.corrupt_check_time, None);
+    for bad in [
+        "--experimental-corrupt-check-time=soon",
+        "--experimental-initial-corrupt-check=yes",
+        "--feature-gates=InitialCorruptCheck",
+        "--feature-gates=InitialCorruptCheck=maybe",
+    ] {
+        assert!(parse(&[bad]).is_err(), "{bad} was accepted");
+    }
 }
 
 #[test]

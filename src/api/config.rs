@@ -14,7 +14,8 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 use super::flag_values::{
-    parse_go_duration, parse_initial_cluster, parse_listen_urls, split_urls, ListenUrl,
+    parse_feature_gates, parse_go_bool, parse_go_duration, parse_initial_cluster,
+    parse_listen_urls, split_urls, ListenUrl,
 };
 use super::ignored_flags::{env_name, Kind, IGNORED_FLAGS};
 use crate::server::{AutoCompaction, ClusterState, ServerConfig};
@@ -137,6 +138,32 @@ struct Flags {
         default_value = "100ms"
     )]
     experimental_warning_apply_duration: String,
+    /// Check this member's data against its peers' (HashKV) before serving clients; a
+    /// mismatch refuses the start. `--flag` alone or `--flag=true|false`.
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
+    experimental_initial_corrupt_check: String,
+    /// Interval of the leader's corruption check against its followers (0 = off).
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME",
+        default_value = "0s"
+    )]
+    experimental_corrupt_check_time: String,
+    /// etcd 3.6's name for `--experimental-corrupt-check-time` (wins when both are given).
+    #[arg(long, env = "ETCD_CORRUPT_CHECK_TIME", hide = true)]
+    corrupt_check_time: Option<String>,
+    /// etcd 3.6's feature gates, `Name=true|false,...`; raftkv implements
+    /// `InitialCorruptCheck` (the 3.6 spelling of `--experimental-initial-corrupt-check`)
+    /// and warns about the others.
+    #[arg(long, env = "ETCD_FEATURE_GATES", default_value = "")]
+    feature_gates: String,
 }
 
 /// Everything the binary needs to start one member.
@@ -160,6 +187,12 @@ pub struct Settings {
     pub auto_compaction: Option<AutoCompaction>,
     /// Progress notifications to idle watchers (`--watch-progress-notify-interval`).
     pub watch_progress_notify_interval: Duration,
+    /// Check the data against the peers' before serving (`--experimental-initial-corrupt-check`
+    /// or `--feature-gates=InitialCorruptCheck=true`).
+    pub initial_corrupt_check: bool,
+    /// The leader's periodic corruption check (`--experimental-corrupt-check-time`; `None`:
+    /// off).
+    pub corrupt_check_time: Option<Duration>,
     /// Messages to log once logging is up: ignored flags, unknown `ETCD_*` variables, TLS.
     pub warnings: Vec<String>,
 }
@@ -295,6 +328,7 @@ fn settings_from(f: Flags, mut warnings: Vec<String>) -> Result<Settings, Config
             "--watch-progress-notify-interval must be > 0".to_string(),
         ));
     }
+    let (initial_corrupt_check, corrupt_check_time) = corrupt_checks(&f, &mut warnings)?;
     let data_dir = f
         .data_dir
         .unwrap_or_else(|| PathBuf::from(format!("{}.raftkv", f.name)));
@@ -329,8 +363,49 @@ fn settings_from(f: Flags, mut warnings: Vec<String>) -> Result<Settings, Config
         )
         .map_err(invalid)?,
         watch_progress_notify_interval: progress,
+        initial_corrupt_check,
+        corrupt_check_time,
         warnings,
     })
+}
+
+/// The corruption-check flags: whether the initial check runs (either spelling enables it)
+/// and the periodic check's interval. Feature gates other than `InitialCorruptCheck` are
+/// named in a warning.
+fn corrupt_checks(
+    f: &Flags,
+    warnings: &mut Vec<String>,
+) -> Result<(bool, Option<Duration>), ConfigError> {
+    let invalid = ConfigError::Invalid;
+    let mut initial = parse_go_bool(&f.experimental_initial_corrupt_check).map_err(|e| {
+        invalid(format!(
+            "invalid boolean value {:?} for -experimental-initial-corrupt-check: {e}",
+            f.experimental_initial_corrupt_check
+        ))
+    })?;
+    for (gate, enabled) in parse_feature_gates(&f.feature_gates).map_err(invalid)? {
+        if gate == "InitialCorruptCheck" {
+            initial |= enabled;
+        } else {
+            warnings.push(format!(
+                "feature gate {gate}={enabled} is not implemented by raftkv and is ignored"
+            ));
+        }
+    }
+    let (flag, value) = match &f.corrupt_check_time {
+        Some(value) => ("corrupt-check-time", value),
+        None => (
+            "experimental-corrupt-check-time",
+            &f.experimental_corrupt_check_time,
+        ),
+    };
+    // Go's flag package words it so, whatever was wrong with the duration.
+    let every = parse_go_duration(value).map_err(|_| {
+        invalid(format!(
+            "invalid value {value:?} for flag -{flag}: parse error"
+        ))
+    })?;
+    Ok((initial, (!every.is_zero()).then_some(every)))
 }
 
 /// etcd's checks on `--heartbeat-interval` and `--election-timeout` (milliseconds).

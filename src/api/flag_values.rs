@@ -1,5 +1,5 @@
-//! Parsers for the values of etcd's flags: URL lists, listen URLs, `--initial-cluster` and
-//! Go durations (`5s`, `2h`, `100ms`).
+//! Parsers for the values of etcd's flags: URL lists, listen URLs, `--initial-cluster`,
+//! Go durations (`5s`, `2h`, `100ms`), Go bools and `--feature-gates`.
 //!
 //! Pure functions over strings, so `config.rs` stays about which flag means what and the
 //! tests can check every parser directly. Errors are messages for the operator, in etcd's
@@ -126,6 +126,35 @@ pub fn parse_go_duration(value: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total_seconds))
 }
 
+/// Parse a bool as Go's `strconv.ParseBool` does (`1`, `t`, `true`, `TRUE`, `True`, and
+/// their false twins).
+pub fn parse_go_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err("parse error".to_string()),
+    }
+}
+
+/// Parse `--feature-gates` (`InitialCorruptCheck=true,StopGRPCServiceOnDefrag=false`) into
+/// (gate, enabled) pairs, with the messages of the Kubernetes feature-gate parser etcd 3.6
+/// uses. Which gates exist is the caller's business.
+pub fn parse_feature_gates(value: &str) -> Result<Vec<(String, bool)>, String> {
+    let mut gates = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((name, enabled)) = entry.split_once('=') else {
+            return Err(format!("missing bool value for {entry}"));
+        };
+        let (name, enabled) = (name.trim(), enabled.trim());
+        let enabled = parse_go_bool(enabled).map_err(|_| {
+            let why = format!("strconv.ParseBool: parsing {enabled:?}: invalid syntax");
+            format!("invalid value of {name}={enabled}, err: {why}")
+        })?;
+        gates.push((name.to_string(), enabled));
+    }
+    Ok(gates)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +194,28 @@ mod tests {
         assert_eq!(c[1], ("b".to_string(), vec!["http://h:2".into()]));
         assert!(parse_initial_cluster("a").is_err());
         assert!(parse_initial_cluster("").is_err());
+    }
+
+    #[test]
+    fn go_bools_and_feature_gates() {
+        assert_eq!(parse_go_bool("true"), Ok(true));
+        assert_eq!(parse_go_bool("F"), Ok(false));
+        assert!(parse_go_bool("yes").is_err());
+        let gates = parse_feature_gates("InitialCorruptCheck=true, Other=false").unwrap();
+        assert_eq!(
+            gates,
+            vec![
+                ("InitialCorruptCheck".to_string(), true),
+                ("Other".to_string(), false)
+            ]
+        );
+        assert_eq!(parse_feature_gates(""), Ok(vec![]));
+        assert!(parse_feature_gates("InitialCorruptCheck")
+            .unwrap_err()
+            .starts_with("missing bool value"));
+        assert!(parse_feature_gates("InitialCorruptCheck=maybe")
+            .unwrap_err()
+            .starts_with("invalid value of InitialCorruptCheck=maybe"));
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! Bodies and status codes follow etcd 3.5 (checked against a real etcd where 3.4 and 3.5
 //! agree): `/health` answers `{"health":"true","reason":""}` with 200, or
 //! `{"health":"false","reason":"RAFT NO LEADER"}` with 503; unknown paths answer
-//! `404 page not found`. Kubernetes probes `/livez`, `/readyz` and
-//! `/health?exclude=NOSPACE&serializable=true` on the metrics listener.
+//! `404 page not found`. An active alarm fails `/health` with `ALARM NOSPACE` or
+//! `ALARM CORRUPT`; CORRUPT also fails `/readyz` (etcd's `data_corruption` check).
+//! Kubernetes probes `/livez`, `/readyz` and `/health?exclude=NOSPACE&serializable=true` on
+//! the metrics listener.
 //!
 //! This file reads the server's state; it never changes it.
 
@@ -93,6 +95,15 @@ fn alarm_reason(server: &EtcdServer, excluded: &str) -> Option<String> {
     })
 }
 
+/// Whether any member has raised CORRUPT.
+fn corrupt_alarm(server: &EtcdServer) -> bool {
+    use crate::proto::etcdserverpb::AlarmType;
+    server
+        .alarms()
+        .iter()
+        .any(|a| a.alarm == AlarmType::Corrupt as i32)
+}
+
 /// The checks behind `/health`, in etcd's order, with etcd's reason strings.
 async fn check_health(server: &EtcdServer, serializable: bool) -> Result<(), String> {
     if server.leader().is_none() {
@@ -121,8 +132,15 @@ async fn livez() -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, TEXT_PLAIN)], "ok").into_response()
 }
 
-/// `/readyz`: a leader is known and a linearizable read completes.
+/// `/readyz`: no CORRUPT alarm (etcd's `data_corruption` check), a leader is known and a
+/// linearizable read completes.
 async fn readyz(State(server): State<EtcdServer>) -> Response {
+    if corrupt_alarm(&server) {
+        tracing::warn!("serving /readyz failed: the CORRUPT alarm is active");
+        let body = "[-]data_corruption failed: reason withheld\nreadyz check failed\n";
+        let headers = [(header::CONTENT_TYPE, TEXT_PLAIN)];
+        return (StatusCode::SERVICE_UNAVAILABLE, headers, body).into_response();
+    }
     match check_health(&server, false).await {
         Ok(()) => (
             StatusCode::OK,

@@ -35,7 +35,6 @@ pub const IGNORED_FLAGS: &[(&str, Kind)] = &[
     ("socket-reuse-port", Kind::Bool),
     ("socket-reuse-address", Kind::Bool),
     ("listen-client-http-urls", Kind::Value),
-    ("feature-gates", Kind::Value),
     // Discovery and proxy.
     ("discovery", Kind::Value),
     ("discovery-fallback", Kind::Value),
@@ -84,8 +83,6 @@ pub const IGNORED_FLAGS: &[(&str, Kind)] = &[
     ("log-package-levels", Kind::Value),
     ("debug", Kind::Bool),
     // Experimental flags (etcd 3.4/3.5 spellings).
-    ("experimental-initial-corrupt-check", Kind::Bool),
-    ("experimental-corrupt-check-time", Kind::Value),
     ("experimental-compact-hash-check-enabled", Kind::Bool),
     ("experimental-compact-hash-check-time", Kind::Value),
     ("experimental-enable-v2v3", Kind::Value),

@@ -9,6 +9,7 @@
 //! - [`serve`]: one listener for gRPC and HTTP; the metrics listeners. `authority` repairs
 //!   the `:authority` grpc-go sends for `etcdctl --endpoints=http://...`.
 //! - [`config`], `flag_values`, `ignored_flags`: etcd's flags and `ETCD_*` variables.
+//! - [`corrupt_check`]: the initial and periodic corruption checks (peers' HashKV).
 //! - [`logging`], [`run`]: what `src/bin/raftkv.rs` calls.
 //!
 //! This layer must not decide anything about requests: validation, consensus and storage
@@ -17,6 +18,7 @@
 mod authority;
 mod cluster;
 pub mod config;
+pub mod corrupt_check;
 mod error;
 mod flag_values;
 mod grpc_health;

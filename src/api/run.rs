@@ -5,7 +5,9 @@
 //! Construction order (see `src/peer/transport.rs`): the transport first (the server sends
 //! through it), then the server, then `attach` (the transport reports into the server's
 //! inbox). Listeners are bound before the server starts so a taken port fails fast, before
-//! anything touches the data dir.
+//! anything touches the data dir. With `--experimental-initial-corrupt-check`, the member
+//! compares its data with its peers' after the server starts and before any listener
+//! serves (etcd's order for clients), and exits on a mismatch.
 //!
 //! `src/bin/raftkv.rs` calls [`run`]; tests run the binary itself.
 
@@ -17,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::corrupt_check::{initial_corrupt_check, spawn_corrupt_monitor};
 use super::serve::{client_router, serve_client, serve_metrics, ClientOptions};
 use super::Settings;
 use crate::peer::{self, GrpcTransport, TransportOptions};
@@ -40,6 +43,10 @@ pub enum RunError {
     /// The server refused to start (configuration, data dir, storage).
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// The initial corruption check found this member's data differs from its peers'
+    /// (`<member id> found data inconsistency with peers`), or could not hash it.
+    #[error("{0}")]
+    InitialCorruptCheck(String),
     /// A listener failed while serving.
     #[error("serving failed: {0}")]
     Serve(String),
@@ -86,6 +93,15 @@ pub async fn run(settings: Settings, stop: impl Future<Output = ()>) -> Result<(
     transport.attach(server.inbox());
     if let Some(policy) = settings.auto_compaction {
         crate::server::spawn_auto_compactor(server.clone(), policy);
+    }
+    if settings.initial_corrupt_check {
+        if let Err(e) = initial_corrupt_check(&server).await {
+            tokio::task::block_in_place(|| server.stop());
+            return Err(RunError::InitialCorruptCheck(e));
+        }
+    }
+    if let Some(interval) = settings.corrupt_check_time {
+        spawn_corrupt_monitor(server.clone(), interval);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = spawn_listeners(&settings, listeners, &server, &stop_rx);

@@ -4,8 +4,9 @@
 //! (`alarm/<member id BE><type BE>`), so it survives restarts and ships in snapshots.
 //!
 //! [`AlarmSet`] is the in-memory mirror the request paths read (writes refuse with NOSPACE
-//! while one is active, `/health` reports them); only the apply loop changes it, in the
-//! same batch as the app meta. No gRPC, no Raft here.
+//! while one is active, and with `corrupt cluster` while CORRUPT is, see `corrupt.rs`;
+//! `/health` reports them); only the apply loop changes it, in the same batch as the app
+//! meta. No gRPC, no Raft here.
 
 use std::collections::BTreeSet;
 

@@ -33,6 +33,10 @@ pub enum ServerError {
     /// The backend has reached `quota_backend_bytes` (ResourceExhausted).
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
+    /// The CORRUPT alarm is active: writes, compactions and lease grants/revokes are
+    /// refused (DataLoss), as by etcd's corrupt applier.
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     /// The store refused the request, with etcd's message verbatim.
     #[error("{0}")]
     Mvcc(#[from] MvccError),
@@ -81,7 +85,7 @@ impl ServerError {
             TooManyRequests | NoSpace => tonic::Code::ResourceExhausted,
             RequestTooLarge | Config(_) => tonic::Code::InvalidArgument,
             Storage(_) => tonic::Code::Internal,
-            InvalidSnapshot(_) => tonic::Code::DataLoss,
+            InvalidSnapshot(_) | Corrupt => tonic::Code::DataLoss,
             Mvcc(e) => match e.grpc_code() {
                 GrpcCode::InvalidArgument => tonic::Code::InvalidArgument,
                 GrpcCode::NotFound => tonic::Code::NotFound,

@@ -309,6 +309,7 @@ impl EtcdServer {
     pub(super) async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
         let s = self.shared();
         s.check_accepting()?;
+        self.check_not_corrupt(&request)?;
         let id = s.next_request_id.fetch_add(1, Ordering::SeqCst);
         let entry = raftkvpb::InternalRequest {
             header: Some(raftkvpb::RequestHeader {

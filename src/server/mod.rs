@@ -17,6 +17,7 @@ mod apply;
 mod compactor;
 mod config;
 mod convert;
+mod corrupt;
 mod driver;
 mod error;
 mod etcd_server;
@@ -42,6 +43,7 @@ mod watch_feed;
 
 pub use compactor::{spawn_auto_compactor, AutoCompaction, PeriodicPolicy, RevisionPolicy};
 pub use config::{ClusterState, ServerConfig};
+pub use corrupt::{initial_mismatches, periodic_suspect, PeerAnswer, PeerHash};
 pub use error::ServerError;
 pub use etcd_server::EtcdServer;
 pub use ids::{cluster_id, member_id};

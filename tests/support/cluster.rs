@@ -259,6 +259,12 @@ impl Cluster {
         self.wait_ready(i);
     }
 
+    /// Starts member `i` again with its original command line, without waiting for it (for
+    /// a start that is expected to fail: poll [`Cluster::is_running`], read the log).
+    pub fn spawn(&mut self, i: usize) {
+        self.members[i].spawn(&self.binary.path);
+    }
+
     /// Member `i`'s `endpoint status`, or `None` if it does not answer.
     ///
     /// The endpoint is given as bare `host:port` here. With a URL endpoint, etcdctl's
