@@ -28,7 +28,10 @@ use super::connect::{CONNECTION_WINDOW_BYTES, STREAM_WINDOW_BYTES};
 use super::convert::message_from_pb;
 use super::snapshot_recv::{check_cluster, receive};
 use crate::proto::raftkvpb::raft_peer_server::{RaftPeer, RaftPeerServer};
-use crate::proto::raftkvpb::{InstallSnapshotResponse, MessageBatch, SendResponse, SnapshotChunk};
+use crate::proto::raftkvpb::{
+    InstallSnapshotResponse, MembersRequest, MembersResponse, MessageBatch, SendResponse,
+    SnapshotChunk,
+};
 use crate::raft::MessageKind;
 use crate::server::RaftInbox;
 
@@ -128,6 +131,13 @@ impl RaftPeer for RaftPeerService {
                 Err(status)
             }
         }
+    }
+
+    async fn members(
+        &self,
+        _request: Request<MembersRequest>,
+    ) -> Result<Response<MembersResponse>, Status> {
+        Ok(Response::new(super::join::members_response(&*self.inbox)))
     }
 }
 

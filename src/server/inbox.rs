@@ -26,6 +26,11 @@ impl RaftInbox for Inbox {
         self.shared.cluster_id
     }
 
+    fn members(&self) -> Vec<crate::proto::etcdserverpb::Member> {
+        let members = self.shared.members.read().expect("members lock poisoned");
+        members.values().cloned().collect()
+    }
+
     fn step(&self, msg: Message) {
         let _ = self.shared.inputs.try_send(Input::Step(msg));
     }

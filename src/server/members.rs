@@ -138,10 +138,61 @@ pub fn bootstrap<B: Backend>(store: &mut Store<B>, meta: &ClusterMeta) -> Result
     Ok(())
 }
 
-/// Finds this member's id: by name among the records, else by the id its configured peer
-/// URLs give.
+/// The cluster a member joins (`--initial-cluster-state existing` with an empty data
+/// dir), as a running member described it over the peer port.
+#[derive(Clone, Debug)]
+pub struct ExistingCluster {
+    /// The cluster id.
+    pub cluster_id: u64,
+    /// Every member, the joining one included (added by MemberAdd beforehand).
+    pub members: Vec<pb::Member>,
+}
+
+/// The records a joining member starts from: the existing cluster's, with voters and
+/// learners as its member records say. Raft replays the log (or installs a snapshot) on
+/// top of them.
+pub fn joined(existing: &ExistingCluster) -> ClusterMeta {
+    let members: BTreeMap<u64, pb::Member> =
+        existing.members.iter().map(|m| (m.id, m.clone())).collect();
+    let ids = |learner: bool| {
+        members
+            .values()
+            .filter(|m| m.is_learner == learner)
+            .map(|m| NodeId(m.id))
+            .collect()
+    };
+    ClusterMeta {
+        cluster_id: existing.cluster_id,
+        conf_state: ConfState {
+            voters: ids(false),
+            learners: ids(true),
+        },
+        members,
+    }
+}
+
+fn same_urls(a: &[String], b: &[String]) -> bool {
+    let sorted = |u: &[String]| {
+        let mut v = u.to_vec();
+        v.sort_unstable();
+        v
+    };
+    sorted(a) == sorted(b)
+}
+
+/// Finds this member's id: by name among the records, else by its configured peer URLs
+/// (a member added at runtime, not yet published), else by the id those URLs give.
 pub fn local_id(cfg: &ServerConfig, meta: &ClusterMeta) -> Result<u64, ServerError> {
     if let Some(m) = meta.members.values().find(|m| m.name == cfg.name) {
+        return Ok(m.id);
+    }
+    let unnamed = |m: &&pb::Member| m.name.is_empty();
+    if let Some(m) = meta
+        .members
+        .values()
+        .filter(unnamed)
+        .find(|m| same_urls(&m.peer_ur_ls, &cfg.advertise_peer_urls))
+    {
         return Ok(m.id);
     }
     let id = member_id(&cfg.advertise_peer_urls, &cfg.initial_cluster_token);

@@ -30,6 +30,7 @@ mod metrics;
 mod move_leader;
 mod reads;
 mod ready;
+mod reconfig;
 mod restore;
 mod shared;
 mod snapshot;
@@ -43,6 +44,7 @@ pub use config::{ClusterState, ServerConfig};
 pub use error::ServerError;
 pub use etcd_server::EtcdServer;
 pub use ids::{cluster_id, member_id};
+pub use members::ExistingCluster;
 pub use metrics::Metrics;
 pub use restore::{restore_snapshot, verify_snapshot, RestoreOptions, RestoreReport, VerifyReport};
 pub use snapshot_file::{

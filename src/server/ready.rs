@@ -173,6 +173,13 @@ impl Driver {
                     self.transport.set_peer(NodeId(m.id), m.peer_ur_ls.clone());
                 }
             }
+            for id in self
+                .members
+                .keys()
+                .filter(|id| !meta.members.contains_key(id))
+            {
+                self.transport.remove_peer(NodeId(*id));
+            }
             self.members = meta.members;
             *self.shared.members.write().expect("members lock poisoned") = self.members.clone();
         }
@@ -228,6 +235,9 @@ impl Driver {
         if outcome.members_changed {
             *self.shared.members.write().expect("members lock poisoned") = self.members.clone();
             self.published = self.is_published();
+        }
+        if outcome.removed_self {
+            self.on_removed();
         }
     }
 

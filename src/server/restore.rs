@@ -225,7 +225,7 @@ pub fn verify_snapshot(snapshot: &Path) -> Result<VerifyReport, ServerError> {
     let result = restore_snapshot(snapshot, &opts).and_then(|restored| {
         let mut cfg = ServerConfig::new("verify", data_dir.clone());
         cfg.initial_cluster_token = opts.initial_cluster_token.clone();
-        let opened = super::storage::open(&cfg)?;
+        let opened = super::storage::open(&cfg, None)?;
         let reopened_hash = opened.store.hash_kv(restored.revision)?;
         if reopened_hash != restored.hash {
             return Err(ServerError::InvalidSnapshot(format!(

@@ -40,4 +40,9 @@ pub trait RaftInbox: Send + Sync + 'static {
     fn report_unreachable(&self, id: NodeId);
     /// The outcome of a [`Transport::send_snapshot`] to `id`.
     fn report_snapshot(&self, id: NodeId, ok: bool);
+    /// The member records as this member knows them (served to members that join with
+    /// `--initial-cluster-state existing`). Empty by default (test inboxes).
+    fn members(&self) -> Vec<crate::proto::etcdserverpb::Member> {
+        Vec::new()
+    }
 }
