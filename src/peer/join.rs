@@ -21,6 +21,11 @@ use crate::server::{ExistingCluster, RaftInbox};
 /// still be starting).
 pub const JOIN_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The status message a member sends back to a removed member that still sends it Raft
+/// messages; the removed member stops when it reads it (etcd answers such peers
+/// "the member has been permanently removed from the cluster" too).
+pub const MEMBER_REMOVED: &str = "raftkv: the member has been permanently removed from the cluster";
+
 /// Pause between two rounds over the peer URLs.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 

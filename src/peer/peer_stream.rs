@@ -181,6 +181,9 @@ impl PeerStream {
         }
         PeerCounters::add(&self.counters.messages_dropped, dropped);
         PeerCounters::add(&self.counters.failures, 1);
+        if why.contains(super::join::MEMBER_REMOVED) {
+            inbox.report_removed();
+        }
         if self.inactive {
             tracing::debug!(peer = %self.id, error = %why, "peer still unreachable");
         } else {

@@ -79,6 +79,9 @@ impl RaftPeerService {
         check_cluster(&*self.inbox, batch.cluster_id)?;
         for pb in batch.messages {
             let m = message_from_pb(pb).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            if self.inbox.is_removed(m.from) {
+                return Err(Status::permission_denied(super::join::MEMBER_REMOVED));
+            }
             if m.kind == MessageKind::InstallSnapshot {
                 return Err(Status::invalid_argument(
                     "InstallSnapshot on the Send stream (snapshots use InstallSnapshot)",

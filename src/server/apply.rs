@@ -34,6 +34,8 @@ pub struct ApplyOutcome {
     pub members_changed: bool,
     /// Whether a removal of this very member was applied (it must stop).
     pub removed_self: bool,
+    /// Members removed by this batch.
+    pub removed: Vec<u64>,
     /// Request ids of compactions with `physical` set: answered once the old revisions
     /// are gone from the backend, not at the logical compaction.
     pub physical_compactions: Vec<u64>,
@@ -100,8 +102,10 @@ pub fn apply_entries<B: Backend>(
                     };
                     apply_member_change(&mut batch, cx.members, peers, &cc);
                     out.members_changed = true;
-                    out.removed_self |=
-                        cc.kind == ConfChangeKind::RemoveNode && cc.node == cx.raw.id();
+                    if cc.kind == ConfChangeKind::RemoveNode {
+                        out.removed.push(cc.node.0);
+                        out.removed_self |= cc.node == cx.raw.id();
+                    }
                     super::reconfig::warn_if_even_voters(cs.voters.len());
                     let request_id = member_context(&cc).request_id;
                     let list = cx.members.values().cloned().collect();

@@ -135,6 +135,10 @@ impl Driver {
             if !self.collect_inputs()? {
                 return Ok(());
             }
+            if self.shared.removed.load(Ordering::SeqCst) {
+                // Also set by the inbox when a peer refused us as removed.
+                self.on_removed();
+            }
             if self.stop_at.is_some_and(|t| Instant::now() >= t) {
                 tracing::error!("the member has been permanently removed from the cluster");
                 return Ok(());
@@ -383,9 +387,20 @@ impl Driver {
         let _ = self.raw.propose(Bytes::from(req.encode_to_vec()));
     }
 
-    /// This member applied its own removal: it answers what it can for a few ticks, then
-    /// stops (etcd waits 10 ticks too), and the process exits (see `api/run.rs`).
-    pub(super) fn on_removed(&mut self) {
+    /// Records members removed by an applied batch; when this member is one of them, it
+    /// answers what it can for a few ticks, then stops (etcd waits 10 ticks too), and the
+    /// process exits (see `api/run.rs`).
+    pub(super) fn after_removals(&mut self, removed: &[u64], removed_self: bool) {
+        if !removed.is_empty() {
+            let mut set = self.shared.removed_members.write();
+            set.as_mut().expect("removed lock poisoned").extend(removed);
+        }
+        if removed_self {
+            self.on_removed();
+        }
+    }
+
+    fn on_removed(&mut self) {
         if self.stop_at.is_none() {
             tracing::warn!(
                 member = self.shared.member_id,

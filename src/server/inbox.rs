@@ -26,6 +26,19 @@ impl RaftInbox for Inbox {
         self.shared.cluster_id
     }
 
+    fn is_removed(&self, id: NodeId) -> bool {
+        let removed = self.shared.removed_members.read();
+        removed.expect("removed lock poisoned").contains(&id.0)
+    }
+
+    fn report_removed(&self) {
+        if !self.shared.removed.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                "a peer refused this member's messages: it was removed from the cluster"
+            );
+        }
+    }
+
     fn members(&self) -> Vec<crate::proto::etcdserverpb::Member> {
         let members = self.shared.members.read().expect("members lock poisoned");
         members.values().cloned().collect()

@@ -4,7 +4,10 @@
 //! Records (all under the `cluster/` prefix of the store's app meta):
 //! - `cluster/id`: the cluster id, 8 bytes big-endian;
 //! - `cluster/conf_state`: the Raft membership as of the applied index (`raftkvpb::ConfState`);
-//! - `cluster/member/<id, 8 bytes BE>`: one `etcdserverpb::Member` per member.
+//! - `cluster/member/<id, 8 bytes BE>`: one `etcdserverpb::Member` per member;
+//! - `cluster/removed/<id, 8 bytes BE>`: an empty record per member removed at runtime
+//!   (their messages are refused, which is how a removed member that missed its own
+//!   removal learns of it).
 //!
 //! Bootstrap writes them once from `--initial-cluster`; the apply loop updates them from
 //! ConfChange and ClusterMemberAttrSet entries. Nothing here talks to Raft or the network.
@@ -22,6 +25,7 @@ use crate::raft::{ConfState, NodeId};
 const CLUSTER_ID_KEY: &[u8] = b"cluster/id";
 const CONF_STATE_KEY: &[u8] = b"cluster/conf_state";
 const MEMBER_PREFIX: &[u8] = b"cluster/member/";
+const REMOVED_PREFIX: &[u8] = b"cluster/removed/";
 
 /// What the store says about the cluster.
 #[derive(Clone, Debug)]
@@ -32,6 +36,8 @@ pub struct ClusterMeta {
     pub conf_state: ConfState,
     /// Member records by id.
     pub members: BTreeMap<u64, pb::Member>,
+    /// Ids of members removed at runtime.
+    pub removed: BTreeSet<u64>,
 }
 
 fn corrupt(what: &str) -> ServerError {
@@ -51,6 +57,14 @@ pub fn load<B: Backend>(store: &Store<B>) -> Result<Option<ClusterMeta>, ServerE
         let m = pb::Member::decode(value.as_slice()).map_err(|_| corrupt("member"))?;
         members.insert(m.id, m);
     }
+    let mut removed = BTreeSet::new();
+    for (key, _) in store.app_meta_scan(REMOVED_PREFIX)? {
+        let id = key
+            .get(REMOVED_PREFIX.len()..)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .ok_or_else(|| corrupt("removed"))?;
+        removed.insert(u64::from_be_bytes(id));
+    }
     Ok(Some(ClusterMeta {
         cluster_id: u64::from_be_bytes(id_bytes),
         conf_state: ConfState {
@@ -58,6 +72,7 @@ pub fn load<B: Backend>(store: &Store<B>) -> Result<Option<ClusterMeta>, ServerE
             learners: cs.learners.into_iter().map(NodeId).collect(),
         },
         members,
+        removed,
     }))
 }
 
@@ -68,11 +83,14 @@ pub fn put_member<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, m: &pb::Member)
     batch.put_app_meta(&key, m.encode_to_vec());
 }
 
-/// Deletes one member record in `batch`.
+/// Deletes one member record in `batch` and remembers the id as removed.
 pub fn delete_member<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, id: u64) {
     let mut key = MEMBER_PREFIX.to_vec();
     key.extend_from_slice(&id.to_be_bytes());
     batch.delete_app_meta(&key);
+    let mut key = REMOVED_PREFIX.to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    batch.put_app_meta(&key, Vec::new());
 }
 
 /// Writes the Raft membership into `batch`.
@@ -120,6 +138,7 @@ pub fn initial(cfg: &ServerConfig) -> Result<ClusterMeta, ServerError> {
             learners: BTreeSet::new(),
         },
         members,
+        removed: BTreeSet::new(),
     })
 }
 
@@ -168,6 +187,7 @@ pub fn joined(existing: &ExistingCluster) -> ClusterMeta {
             learners: ids(true),
         },
         members,
+        removed: BTreeSet::new(),
     }
 }
 

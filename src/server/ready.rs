@@ -236,9 +236,7 @@ impl Driver {
             *self.shared.members.write().expect("members lock poisoned") = self.members.clone();
             self.published = self.is_published();
         }
-        if outcome.removed_self {
-            self.on_removed();
-        }
+        self.after_removals(&outcome.removed, outcome.removed_self);
     }
 
     fn publish_status(&self, applied: u64) {

@@ -130,8 +130,11 @@ pub struct Shared {
     pub is_learner: AtomicBool,
     /// Set once the driver has stopped.
     pub stopped: AtomicBool,
-    /// Set when this member applied its own removal (it stops itself shortly after).
+    /// Set when this member applied its own removal, or a peer refused its messages as
+    /// those of a removed member (it stops itself shortly after).
     pub removed: AtomicBool,
+    /// Ids of members removed at runtime (their peer messages are refused).
+    pub removed_members: RwLock<std::collections::BTreeSet<u64>>,
     /// Backend size as last measured by the driver (about once a second).
     pub db_size_bytes: AtomicU64,
     /// Bytes of live backend entries as last measured (what the quota is checked against).

@@ -45,4 +45,12 @@ pub trait RaftInbox: Send + Sync + 'static {
     fn members(&self) -> Vec<crate::proto::etcdserverpb::Member> {
         Vec::new()
     }
+    /// Whether `id` was removed from the cluster (its messages are refused so that it
+    /// learns it). False by default.
+    fn is_removed(&self, _id: NodeId) -> bool {
+        false
+    }
+    /// A peer refused our messages because this member was removed: stop (as etcd's
+    /// member does when a peer answers it with "removed"). Does nothing by default.
+    fn report_removed(&self) {}
 }
