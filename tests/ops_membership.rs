@@ -4,7 +4,7 @@
 //!   learner (`member add --learner`), started with `--initial-cluster-state existing`,
 //!   and promoted once in sync (the promotion retried while it is not, as kubeadm does);
 //! - the leader of three removes itself while writes go on: it exits, the other two elect
-//!   a leader and keep serving;
+//!   a leader and keep serving; then a live follower is removed and exits too;
 //! - a member loses its disk: it is removed, added again with the same URLs, started
 //!   empty with `existing`, and catches up (from a snapshot: the log was compacted);
 //! - the refusals: promote a voter, promote a learner that never started, a second
@@ -194,6 +194,16 @@ fn remove_the_leader_while_writing(binary: &ServerBinary) {
         .ok("write after the removal");
     let acked = writer.finish();
     assert_acked_everywhere(&c, &rest, &acked);
+
+    eprintln!("phase: the leader removes the last follower, which exits too");
+    let follower = *rest.iter().find(|&&i| i != new_leader).expect("two left");
+    let fid = format!("{:x}", c.member_id(follower));
+    c.ctl_reconfig(new_leader, &["member", "remove", &fid])
+        .ok("remove the follower");
+    wait_exit(&mut c, follower, Duration::from_secs(30));
+    assert_eq!(member_lines(&c, new_leader).len(), 1);
+    c.ctl(new_leader, &["put", "alone", "yes"])
+        .ok("a single member serves");
 }
 
 fn replace_a_member_that_lost_its_disk(binary: &ServerBinary) {

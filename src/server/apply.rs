@@ -333,6 +333,7 @@ mod tests {
                     id: node,
                     peer_urls: vec!["http://n2:2380".into()],
                     is_learner: false,
+                    request_id: 0,
                 }
                 .encode_to_vec(),
             ),
