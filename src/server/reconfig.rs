@@ -215,6 +215,11 @@ fn check_urls(
     Ok(())
 }
 
+/// The majority of `voters`.
+fn quorum(voters: usize) -> usize {
+    voters / 2 + 1
+}
+
 /// A member is started once it has published its name.
 fn is_started(m: &pb::Member) -> bool {
     !m.name.is_empty()
@@ -252,7 +257,7 @@ pub fn check_add(
     if started == 1 && voters_after == 2 {
         return Ok(());
     }
-    if started < voters_after / 2 + 1 {
+    if started < quorum(voters_after) {
         return Err(ServerError::NotEnoughStartedMembers);
     }
     Ok(())
@@ -266,7 +271,7 @@ pub fn check_remove(members: &BTreeMap<u64, pb::Member>, id: u64) -> Result<(), 
         return Ok(());
     }
     let (voters, started) = count_voters(members, Some(id));
-    if started < voters / 2 + 1 {
+    if started < quorum(voters) {
         return Err(ServerError::NotEnoughStartedMembers);
     }
     Ok(())
@@ -280,7 +285,7 @@ pub fn check_promote(members: &BTreeMap<u64, pb::Member>, id: u64) -> Result<(),
         return Err(ServerError::MemberNotLearner);
     }
     let (voters, started) = count_voters(members, None);
-    if started + 1 < (voters + 1) / 2 + 1 {
+    if started + 1 < quorum(voters + 1) {
         return Err(ServerError::NotEnoughStartedMembers);
     }
     Ok(())
@@ -335,7 +340,7 @@ fn new_member_id(members: &BTreeMap<u64, pb::Member>, peer_urls: &[String], toke
 /// Logs etcd's advice when the voters are an even number: one more voter than an odd
 /// cluster, and no more failures tolerated.
 pub fn warn_if_even_voters(voters: usize) {
-    if voters >= 2 && voters % 2 == 0 {
+    if voters >= 2 && voters.is_multiple_of(2) {
         tracing::warn!(
             voters,
             "cluster has {voters} voting members; an even number gives no more fault \
