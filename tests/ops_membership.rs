@@ -9,7 +9,8 @@
 //!   empty with `existing`, and catches up (from a snapshot: the log was compacted);
 //! - the refusals: promote a voter, promote a learner that never started, a second
 //!   learner, taken peer URLs, unknown ids, and the strict reconfiguration check, each
-//!   with etcd's exact message; the member keeps serving.
+//!   with etcd's exact message; the member keeps serving. A member started with
+//!   `existing` that was never added exits instead of joining.
 //!
 //! The growing, removing and replacing tests run a writer thread throughout; every write
 //! it saw acknowledged must be readable on every remaining member at the end.
@@ -253,7 +254,7 @@ fn replace_a_member_that_lost_its_disk(binary: &ServerBinary) {
 }
 
 fn refusals_keep_the_member_serving(binary: &ServerBinary) {
-    let c = Cluster::start(binary, &ClusterOptions::default());
+    let mut c = Cluster::start(binary, &ClusterOptions::default());
     let me = format!("{:x}", c.member_id(0));
     let refused = |c: &Cluster, args: &[&str], message: &str| {
         let out = c.ctl(0, args);
@@ -353,6 +354,21 @@ fn refusals_keep_the_member_serving(binary: &ServerBinary) {
     c.ctl(0, &["member", "remove", &learner])
         .ok("remove the learner");
     assert_eq!(member_lines(&c, 0).len(), 1);
+
+    eprintln!("phase: a member never added cannot join");
+    let stranger = c.prepare_member();
+    let initial = format!(
+        "m0={},m{stranger}={}",
+        c.member(0).peer_url,
+        c.member(stranger).peer_url
+    );
+    c.spawn_joining(stranger, &initial);
+    wait_exit(&mut c, stranger, Duration::from_secs(30));
+    if binary.kind == support::ServerKind::Raftkv {
+        let log = c.log_tail(stranger, 5);
+        assert!(log.contains("is not in the existing cluster"), "{log}");
+    }
+    assert_eq!(member_lines(&c, 0).len(), 1, "the cluster did not change");
 
     eprintln!("phase: the strict reconfiguration check");
     // A second voter is allowed (etcd's exception for one started member); it never

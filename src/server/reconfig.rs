@@ -16,6 +16,8 @@
 //! 1 started: allowed. With b stopped but published, it still counts as started (etcd
 //! counts names, not connections).
 //!
+//! Response headers carry no revision, as etcd's Cluster answers.
+//!
 //! Promotion needs the leader's replication progress, so the driver checks it (see
 //! `driver.rs`, `Input::ConfChange`); a follower answers `NotLeader` and the API layer
 //! forwards the request to the leader. Nothing here touches the store or the network.
@@ -63,7 +65,7 @@ impl EtcdServer {
             .propose_conf_change(kind, id, peer_urls.clone(), false)
             .await?;
         Ok(pb::MemberAddResponse {
-            header: Some(self.header()),
+            header: Some(self.shared().header(0)),
             member: Some(pb::Member {
                 id,
                 peer_ur_ls: peer_urls,
@@ -82,7 +84,7 @@ impl EtcdServer {
             .propose_conf_change(ConfChangeKind::RemoveNode, id, Vec::new(), false)
             .await?;
         Ok(pb::MemberRemoveResponse {
-            header: Some(self.header()),
+            header: Some(self.shared().header(0)),
             members,
         })
     }
@@ -100,7 +102,7 @@ impl EtcdServer {
             .propose_conf_change(ConfChangeKind::AddVoter, id, Vec::new(), true)
             .await?;
         Ok(pb::MemberPromoteResponse {
-            header: Some(self.header()),
+            header: Some(self.shared().header(0)),
             members,
         })
     }
@@ -120,7 +122,7 @@ impl EtcdServer {
             });
         match self.propose(request).await? {
             Applied::Members(members) => Ok(pb::MemberUpdateResponse {
-                header: Some(self.header()),
+                header: Some(self.shared().header(0)),
                 members,
             }),
             other => unreachable!("a member update applied as {other:?}"),

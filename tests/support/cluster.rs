@@ -387,6 +387,13 @@ impl Cluster {
         }
     }
 
+    /// Starts member `i` as a joining member with `initial_cluster`, without waiting for
+    /// anything (for a join that must fail).
+    pub fn spawn_joining(&mut self, i: usize, initial_cluster: &str) {
+        self.members[i].set_joining(initial_cluster);
+        self.members[i].spawn(&self.binary.path);
+    }
+
     /// Starts member `i` (added with [`Cluster::member_add`]) and waits until it answers
     /// `endpoint status` (a learner may refuse the read `endpoint health` does).
     pub fn start_joining(&mut self, i: usize) {
