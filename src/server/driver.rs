@@ -392,8 +392,12 @@ impl Driver {
     /// process exits (see `api/run.rs`).
     pub(super) fn after_removals(&mut self, removed: &[u64], removed_self: bool) {
         if !removed.is_empty() {
-            let mut set = self.shared.removed_members.write();
-            set.as_mut().expect("removed lock poisoned").extend(removed);
+            let mut set = self
+                .shared
+                .removed_members
+                .write()
+                .expect("removed lock poisoned");
+            set.extend(removed);
         }
         if removed_self {
             self.on_removed();

@@ -27,8 +27,12 @@ impl RaftInbox for Inbox {
     }
 
     fn is_removed(&self, id: NodeId) -> bool {
-        let removed = self.shared.removed_members.read();
-        removed.expect("removed lock poisoned").contains(&id.0)
+        let removed = self
+            .shared
+            .removed_members
+            .read()
+            .expect("removed lock poisoned");
+        removed.contains(&id.0)
     }
 
     fn report_removed(&self) {

@@ -191,6 +191,16 @@ pub fn joined(existing: &ExistingCluster) -> ClusterMeta {
     }
 }
 
+/// The id MemberAdd gave a joining member: the one whose peer URLs are its
+/// `--initial-advertise-peer-urls` (a name is not enough: the member was added unnamed).
+pub fn joining_id(cfg: &ServerConfig, existing: &ExistingCluster) -> Option<u64> {
+    existing
+        .members
+        .iter()
+        .find(|m| same_urls(&m.peer_ur_ls, &cfg.advertise_peer_urls))
+        .map(|m| m.id)
+}
+
 fn same_urls(a: &[String], b: &[String]) -> bool {
     let sorted = |u: &[String]| {
         let mut v = u.to_vec();
@@ -200,19 +210,19 @@ fn same_urls(a: &[String], b: &[String]) -> bool {
     sorted(a) == sorted(b)
 }
 
-/// Finds this member's id: by name among the records, else by its configured peer URLs
-/// (a member added at runtime, not yet published), else by the id those URLs give.
+/// Finds this member's id: by its configured peer URLs (no two members share one; this
+/// is how a member added at runtime, still unnamed, finds itself, and why a newcomer
+/// never takes the id of a same-named member that was not removed), else by name, else
+/// by the id those URLs give.
 pub fn local_id(cfg: &ServerConfig, meta: &ClusterMeta) -> Result<u64, ServerError> {
-    if let Some(m) = meta.members.values().find(|m| m.name == cfg.name) {
-        return Ok(m.id);
-    }
-    let unnamed = |m: &&pb::Member| m.name.is_empty();
     if let Some(m) = meta
         .members
         .values()
-        .filter(unnamed)
         .find(|m| same_urls(&m.peer_ur_ls, &cfg.advertise_peer_urls))
     {
+        return Ok(m.id);
+    }
+    if let Some(m) = meta.members.values().find(|m| m.name == cfg.name) {
         return Ok(m.id);
     }
     let id = member_id(&cfg.advertise_peer_urls, &cfg.initial_cluster_token);
@@ -224,4 +234,43 @@ pub fn local_id(cfg: &ServerConfig, meta: &ClusterMeta) -> Result<u64, ServerErr
         cfg.name,
         cfg.data_dir.display()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u64, name: &str, url: &str, is_learner: bool) -> pb::Member {
+        pb::Member {
+            id,
+            name: name.to_string(),
+            peer_ur_ls: vec![url.to_string()],
+            client_ur_ls: Vec::new(),
+            is_learner,
+        }
+    }
+
+    #[test]
+    fn a_joining_member_finds_itself_by_peer_urls_not_by_name() {
+        // m2's old record (never removed) and the newcomer added as a learner under the
+        // same name with other URLs: the newcomer must take the new id.
+        let existing = ExistingCluster {
+            cluster_id: 7,
+            members: vec![
+                member(1, "m1", "http://a:1", false),
+                member(2, "m2", "http://b:1", false),
+                member(3, "", "http://c:1", true),
+            ],
+        };
+        let mut cfg = ServerConfig::new("m2", "/nonexistent".into());
+        cfg.advertise_peer_urls = vec!["http://c:1".to_string()];
+        assert_eq!(joining_id(&cfg, &existing), Some(3));
+        let meta = joined(&existing);
+        assert_eq!(local_id(&cfg, &meta).unwrap(), 3);
+        assert_eq!(meta.cluster_id, 7);
+        assert!(meta.conf_state.learners.contains(&NodeId(3)));
+        assert_eq!(meta.conf_state.voters.len(), 2);
+        cfg.advertise_peer_urls = vec!["http://d:1".to_string()];
+        assert_eq!(joining_id(&cfg, &existing), None, "never added");
+    }
 }

@@ -180,6 +180,11 @@ impl Driver {
             {
                 self.transport.remove_peer(NodeId(*id));
             }
+            *self
+                .shared
+                .removed_members
+                .write()
+                .expect("removed lock poisoned") = meta.removed;
             self.members = meta.members;
             *self.shared.members.write().expect("members lock poisoned") = self.members.clone();
         }

@@ -2,8 +2,8 @@
 //! the store (behind a mutex), the membership view, the Raft status mirrored into atomics,
 //! and the driver's bounded input queue.
 //!
-//! Lock order: never hold two of `store`, `members`, `leaderless_since` at once, except
-//! `store` then `lessor`; none is
+//! Lock order: never hold two of `store`, `members`, `removed_members`, `leaderless_since`
+//! at once, except `store` then `lessor`; none is
 //! ever held across an `.await` or while sending into `inputs`.
 
 use std::collections::BTreeMap;

@@ -73,7 +73,7 @@ fn first_meta(
 pub fn open(cfg: &ServerConfig, existing: Option<&ExistingCluster>) -> Result<Opened, ServerError> {
     if let Some(existing) = existing {
         // Refuse before anything is created, so a corrected start finds the dir empty.
-        if members::local_id(cfg, &members::joined(existing)).is_err() {
+        if members::joining_id(cfg, existing).is_none() {
             return Err(ServerError::Config(format!(
                 "member {:?} (peer URLs {:?}) is not in the existing cluster {:x}: add it \
                  first with `etcdctl member add`",
