@@ -416,6 +416,11 @@ impl Cluster {
         }
     }
 
+    /// Member `i` listens on and advertises `peer_url` from its next start on.
+    pub fn set_peer_url(&mut self, i: usize, peer_url: &str) {
+        self.members[i].set_peer_url(peer_url);
+    }
+
     /// Forgets member `i`'s data (after [`Cluster::kill`]): the disk-loss drill.
     pub fn wipe(&mut self, i: usize) {
         assert!(!self.is_running(i), "wipe: m{i} is running");

@@ -133,6 +133,19 @@ impl Member {
         }
     }
 
+    /// Moves the member to `peer_url` for its next start (`--listen-peer-urls` and
+    /// `--initial-advertise-peer-urls`), after a `member update`.
+    pub fn set_peer_url(&mut self, peer_url: &str) {
+        for arg in &mut self.args {
+            for flag in ["--listen-peer-urls=", "--initial-advertise-peer-urls="] {
+                if arg.starts_with(flag) {
+                    *arg = format!("{flag}{peer_url}");
+                }
+            }
+        }
+        self.peer_url = peer_url.to_string();
+    }
+
     /// The last `lines` lines of the member's log.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
