@@ -197,6 +197,7 @@ fn apply_member_change<B: Backend>(
         ConfChangeKind::RemoveNode => {
             members.remove(&id);
             members::delete_member(batch, id);
+            members::mark_removed(batch, id);
             if id != peers.local {
                 peers.transport.remove_peer(NodeId(id));
             }

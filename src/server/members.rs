@@ -83,14 +83,28 @@ pub fn put_member<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, m: &pb::Member)
     batch.put_app_meta(&key, m.encode_to_vec());
 }
 
-/// Deletes one member record in `batch` and remembers the id as removed.
+/// Deletes one member record in `batch`.
 pub fn delete_member<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, id: u64) {
     let mut key = MEMBER_PREFIX.to_vec();
     key.extend_from_slice(&id.to_be_bytes());
     batch.delete_app_meta(&key);
+}
+
+fn removed_key(id: u64) -> Vec<u8> {
     let mut key = REMOVED_PREFIX.to_vec();
     key.extend_from_slice(&id.to_be_bytes());
-    batch.put_app_meta(&key, Vec::new());
+    key
+}
+
+/// Remembers `id` as removed from the cluster (MemberRemove applied).
+pub fn mark_removed<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, id: u64) {
+    batch.put_app_meta(&removed_key(id), Vec::new());
+}
+
+/// Forgets that `id` was removed (a restore starts a new cluster, whose members may
+/// reuse the ids of the old one's).
+pub fn forget_removed<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, id: u64) {
+    batch.delete_app_meta(&removed_key(id));
 }
 
 /// Writes the Raft membership into `batch`.
@@ -248,6 +262,23 @@ mod tests {
             client_ur_ls: Vec::new(),
             is_learner,
         }
+    }
+
+    #[test]
+    fn removed_ids_are_kept_until_forgotten() {
+        let mut store = Store::open(crate::mvcc::MemBackend::new()).unwrap();
+        let cfg = ServerConfig::new("m1", "/nonexistent".into());
+        bootstrap(&mut store, &initial(&cfg).unwrap()).unwrap();
+        let mut batch = store.begin_apply().unwrap();
+        mark_removed(&mut batch, 9);
+        mark_removed(&mut batch, 10);
+        batch.commit(1).unwrap();
+        let meta = load(&store).unwrap().unwrap();
+        assert_eq!(meta.removed, BTreeSet::from([9, 10]));
+        let mut batch = store.begin_apply().unwrap();
+        forget_removed(&mut batch, 9);
+        batch.commit(2).unwrap();
+        assert_eq!(load(&store).unwrap().unwrap().removed, BTreeSet::from([10]));
     }
 
     #[test]

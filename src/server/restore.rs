@@ -165,6 +165,9 @@ fn restore_into(
         for id in old.members.keys() {
             members::delete_member(&mut batch, *id);
         }
+        for id in &old.removed {
+            members::forget_removed(&mut batch, *id);
+        }
         // Alarms name the old member ids; the new cluster starts without any.
         alarms.clear(&mut batch);
         batch.commit(applied)?;
