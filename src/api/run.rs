@@ -87,7 +87,8 @@ pub async fn run(settings: Settings, stop: impl Future<Output = ()>) -> Result<(
     let transport = GrpcTransport::new(TransportOptions::default());
     let cfg = settings.server.clone();
     let existing = if EtcdServer::needs_join(&cfg) {
-        Some(peer::join::fetch_cluster(&other_peer_urls(&cfg)).await?)
+        let peers = other_peer_urls(&cfg);
+        Some(peer::join::fetch_cluster(&peers, &cfg.advertise_peer_urls).await?)
     } else {
         None
     };

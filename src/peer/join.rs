@@ -26,6 +26,10 @@ pub const JOIN_DEADLINE: Duration = Duration::from_secs(30);
 /// "the member has been permanently removed from the cluster" too).
 pub const MEMBER_REMOVED: &str = "raftkv: the member has been permanently removed from the cluster";
 
+/// How long a joining member keeps asking when the answers do not list it yet: the
+/// member that served MemberAdd has applied it, another may be a moment behind.
+pub const NOT_LISTED_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Pause between two rounds over the peer URLs.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -57,17 +61,23 @@ pub fn members_response(inbox: &dyn RaftInbox) -> MembersResponse {
 }
 
 /// Asks `peer_urls` (the other members' peer URLs) for the cluster until one answers
-/// with a non-empty member list, or [`JOIN_DEADLINE`] passes.
-pub async fn fetch_cluster(peer_urls: &[String]) -> Result<ExistingCluster, JoinError> {
+/// with a member list that has a member at `own_urls`; an answer without one is
+/// returned after [`NOT_LISTED_PATIENCE`] (the server then refuses to start, saying
+/// why). Fails when nobody answers within [`JOIN_DEADLINE`].
+pub async fn fetch_cluster(
+    peer_urls: &[String],
+    own_urls: &[String],
+) -> Result<ExistingCluster, JoinError> {
     if peer_urls.is_empty() {
         return Err(JoinError::NoPeers);
     }
-    let until = Instant::now() + JOIN_DEADLINE;
+    let started = Instant::now();
     let mut last = String::new();
+    let mut unlisted = None;
     loop {
         for url in peer_urls {
             match ask(url).await {
-                Ok(cluster) => {
+                Ok(cluster) if lists(&cluster, own_urls) => {
                     tracing::info!(
                         peer = %url,
                         cluster_id = format!("{:x}", cluster.cluster_id),
@@ -76,10 +86,16 @@ pub async fn fetch_cluster(peer_urls: &[String]) -> Result<ExistingCluster, Join
                     );
                     return Ok(cluster);
                 }
+                Ok(cluster) => unlisted = Some(cluster),
                 Err(e) => last = format!("{url}: {e}"),
             }
         }
-        if Instant::now() >= until {
+        if let Some(cluster) = unlisted.take() {
+            if started.elapsed() >= NOT_LISTED_PATIENCE {
+                return Ok(cluster);
+            }
+        }
+        if started.elapsed() >= JOIN_DEADLINE {
             return Err(JoinError::Unreachable {
                 deadline: JOIN_DEADLINE,
                 last,
@@ -87,6 +103,17 @@ pub async fn fetch_cluster(peer_urls: &[String]) -> Result<ExistingCluster, Join
         }
         tokio::time::sleep(RETRY_PAUSE).await;
     }
+}
+
+/// Whether `cluster` has a member reached at exactly `own_urls`.
+fn lists(cluster: &ExistingCluster, own_urls: &[String]) -> bool {
+    let sorted = |u: &[String]| {
+        let mut v = u.to_vec();
+        v.sort_unstable();
+        v
+    };
+    let own = sorted(own_urls);
+    cluster.members.iter().any(|m| sorted(&m.peer_ur_ls) == own)
 }
 
 async fn ask(url: &str) -> Result<ExistingCluster, String> {
