@@ -372,7 +372,7 @@ impl EtcdServer {
 }
 
 /// Queues `input` without blocking: a full queue is `too many requests`.
-fn enqueue(s: &Shared, input: Input) -> Result<(), ServerError> {
+pub(super) fn enqueue(s: &Shared, input: Input) -> Result<(), ServerError> {
     s.inputs.try_send(input).map_err(|e| match e {
         TrySendError::Full(_) => ServerError::TooManyRequests,
         TrySendError::Disconnected(_) => ServerError::Stopped,

@@ -169,10 +169,7 @@ impl EtcdServer {
             promote,
             waiter,
         };
-        s.inputs.try_send(input).map_err(|e| match e {
-            std::sync::mpsc::TrySendError::Full(_) => ServerError::TooManyRequests,
-            std::sync::mpsc::TrySendError::Disconnected(_) => ServerError::Stopped,
-        })?;
+        super::etcd_server::enqueue(s, input)?;
         let applied = match tokio::time::timeout(s.request_timeout(), rx).await {
             Ok(Ok(result)) => result?,
             Ok(Err(_)) => return Err(ServerError::Stopped),
