@@ -122,19 +122,32 @@ fn load_scripts() -> Vec<Script> {
 fn run_script(binary: &ServerBinary, script: &Script) -> Vec<Outcome> {
     let cluster = Cluster::start(binary, &ClusterOptions::default());
     let id = identity(&cluster);
-    let mut leases = Vec::new();
+    let mut ids = Chosen::default();
     script
         .steps
         .iter()
-        .map(|step| run_step(&cluster, step, &id, &mut leases))
+        .map(|step| run_step(&cluster, step, &id, &mut ids))
         .collect()
 }
 
-/// Runs one step. `leases`: the ids granted so far by `lease grant` steps, in order;
+/// Ids the servers chose during a script, in order: leases (`lease grant`) and members
+/// (`member add`).
+#[derive(Default)]
+struct Chosen {
+    leases: Vec<u64>,
+    members: Vec<u64>,
+}
+
+/// Runs one step. `ids.leases`: the ids granted so far by `lease grant` steps, in order;
 /// `$LEASEn` in an argument is replaced by the n-th one (hex), and every one is
-/// normalised to `<lease-n>` in the output (see `normalize::normalize_leases`).
-fn run_step(cluster: &Cluster, step: &Step, id: &Identity, leases: &mut Vec<u64>) -> Outcome {
-    let args: Vec<String> = step.args.iter().map(|a| with_leases(a, leases)).collect();
+/// normalised to `<lease-n>` in the output (see `normalize::normalize_leases`). The same
+/// for members added by `member add`: `$MEMBERn`, `<new-member-n>`.
+fn run_step(cluster: &Cluster, step: &Step, id: &Identity, ids: &mut Chosen) -> Outcome {
+    let args: Vec<String> = step
+        .args
+        .iter()
+        .map(|a| with_ids(&with_ids(a, "$LEASE", &ids.leases), "$MEMBER", &ids.members))
+        .collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = match step.lines {
         Some(n) => cluster.ctl_lines(0, &args, n),
@@ -147,21 +160,36 @@ fn run_step(cluster: &Cluster, step: &Step, id: &Identity, leases: &mut Vec<u64>
         stderr: normalize::normalize(&step.args, &out.stderr, id),
     };
     if args.starts_with(&["lease", "grant"]) && out.code == 0 {
-        leases.extend(granted_lease(&out.stdout));
+        ids.leases.extend(granted_lease(&out.stdout));
     }
-    outcome.stdout = normalize::normalize_leases(&outcome.stdout, leases);
-    outcome.stderr = normalize::normalize_leases(&outcome.stderr, leases);
+    if args.starts_with(&["member", "add"]) && out.code == 0 {
+        ids.members.extend(added_member(&out.stdout));
+    }
+    for text in [&mut outcome.stdout, &mut outcome.stderr] {
+        *text = normalize::normalize_leases(text, &ids.leases);
+        *text = normalize::normalize_members(&step.args, text, &ids.members);
+    }
     outcome
 }
 
-/// `arg` with `$LEASEn` replaced by the n-th granted lease id in hex (highest n first, so
+/// `arg` with `<var>n` replaced by the n-th chosen id in hex (highest n first, so
 /// `$LEASE1` never eats the start of `$LEASE12`).
-fn with_leases(arg: &str, leases: &[u64]) -> String {
+fn with_ids(arg: &str, var: &str, ids: &[u64]) -> String {
     let mut arg = arg.to_string();
-    for (n, id) in leases.iter().enumerate().rev() {
-        arg = arg.replace(&format!("$LEASE{}", n + 1), &format!("{id:x}"));
+    for (n, id) in ids.iter().enumerate().rev() {
+        arg = arg.replace(&format!("{var}{}", n + 1), &format!("{id:x}"));
     }
     arg
+}
+
+/// The id in `Member 5fd7b78235c2d727 added to cluster ...` or in `-w json` output (the
+/// new member comes first there).
+fn added_member(stdout: &str) -> Option<u64> {
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    match words.as_slice() {
+        ["Member", hex, "added", ..] => u64::from_str_radix(hex, 16).ok(),
+        _ => support::json::u64_first(stdout, "ID"),
+    }
 }
 
 /// The id in `lease 694d7c8f5b1d5e04 granted with TTL(10s)` or in `-w json` output.

@@ -254,6 +254,7 @@ fn log_payloads_round_trip() {
         id: 9,
         peer_urls: vec!["http://a:2380".into()],
         is_learner: true,
+        request_id: 7,
     };
     let change = pb::ConfChange {
         kind: pb::ConfChangeKind::AddLearner as i32,

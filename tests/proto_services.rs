@@ -43,6 +43,7 @@ const EXPECTED_METHODS: &[&str] = &[
     "etcdserverpb.Auth/RoleList", "etcdserverpb.Auth/RoleDelete",
     "etcdserverpb.Auth/RoleGrantPermission", "etcdserverpb.Auth/RoleRevokePermission",
     "raftkvpb.RaftPeer/Send stream->unary", "raftkvpb.RaftPeer/InstallSnapshot stream->unary",
+    "raftkvpb.RaftPeer/Members",
 ];
 
 fn describe(package: &str, service: &str, method: &prost_types::MethodDescriptorProto) -> String {

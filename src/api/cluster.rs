@@ -1,53 +1,74 @@
-//! The `etcdserverpb.Cluster` service: MemberList now; MemberAdd/Remove/Update/Promote answer
-//! Unimplemented until runtime reconfiguration exists (issue 7).
+//! The `etcdserverpb.Cluster` service: MemberList, MemberAdd, MemberRemove, MemberUpdate
+//! and MemberPromote over [`EtcdServer`] (the checks and the log round live in
+//! `src/server/reconfig.rs`).
 //!
-//! Membership lives in the server ([`EtcdServer::member_list`]); this file only adapts it.
+//! MemberPromote needs the leader's view of the learner's log: a follower answers
+//! `NotLeader` and this file relays the request to the leader's client URL over a
+//! [`LeaderChannel`] (as `lease.rs` does for renewals), returning the leader's answer
+//! unchanged. Nothing else here interprets membership.
 
 use tonic::{Request, Response, Status};
 
-use super::error::unimplemented;
+use super::leader::LeaderChannel;
 use crate::proto::etcdserverpb as pb;
+use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
-use crate::server::EtcdServer;
+use crate::server::{EtcdServer, ServerError};
 
 /// The Cluster service over one member.
 pub struct ClusterService {
     server: EtcdServer,
+    leader: LeaderChannel,
 }
 
 impl ClusterService {
     /// Serve Cluster requests with `server`.
     pub fn new(server: EtcdServer) -> ClusterService {
-        ClusterService { server }
+        ClusterService {
+            server,
+            leader: LeaderChannel::default(),
+        }
     }
 }
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
+    /// A voter or a learner at the given peer URLs; answered once the change is applied
+    /// here, with the new member (no name yet) and every member.
     async fn member_add(
         &self,
-        _req: Request<pb::MemberAddRequest>,
+        req: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
-        Err(unimplemented("MemberAdd"))
+        let req = req.into_inner();
+        let resp = self
+            .server
+            .member_add(req.peer_ur_ls, req.is_learner)
+            .await?;
+        Ok(Response::new(resp))
     }
 
     async fn member_remove(
         &self,
-        _req: Request<pb::MemberRemoveRequest>,
+        req: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        Err(unimplemented("MemberRemove"))
+        Ok(Response::new(
+            self.server.member_remove(req.into_inner().id).await?,
+        ))
     }
 
     async fn member_update(
         &self,
-        _req: Request<pb::MemberUpdateRequest>,
+        req: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        Err(unimplemented("MemberUpdate"))
+        let req = req.into_inner();
+        Ok(Response::new(
+            self.server.member_update(req.id, req.peer_ur_ls).await?,
+        ))
     }
 
     /// Every member (voters and learners) with its peer and client URLs. etcd answers this
     /// from the member's local view, without a consensus round, unless the client asks
-    /// for `linearizable` (served the same way here until reconfiguration exists).
+    /// for `linearizable` (served from the local view here too).
     async fn member_list(
         &self,
         _req: Request<pb::MemberListRequest>,
@@ -57,8 +78,16 @@ impl Cluster for ClusterService {
 
     async fn member_promote(
         &self,
-        _req: Request<pb::MemberPromoteRequest>,
+        req: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        Err(unimplemented("MemberPromote"))
+        let req = req.into_inner();
+        match self.server.member_promote(req.id).await {
+            Ok(resp) => Ok(Response::new(resp)),
+            Err(ServerError::NotLeader) => {
+                let mut client = ClusterClient::new(self.leader.channel(&self.server).await?);
+                client.member_promote(req).await
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

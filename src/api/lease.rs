@@ -3,20 +3,18 @@
 //!
 //! Renewals and TTL lookups need the leader's lessor: when the server answers
 //! `NotLeader`, this file forwards the request to the leader's client URL (from the
-//! member list) with a lazily connected gRPC channel, and relays the answer unchanged.
+//! member list) over a [`LeaderChannel`], and relays the answer unchanged.
 //! Nothing here interprets leases beyond that relay.
 
 use std::pin::Pin;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::leader::{LeaderChannel, LEADER_POLL, LEADER_WAIT};
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::lease_client::LeaseClient;
 use crate::proto::etcdserverpb::lease_server::Lease;
@@ -26,12 +24,6 @@ type Replies<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Replies a keep-alive stream may have queued before the client reads them.
 const KEEPALIVE_REPLIES_QUEUED_MAX: usize = 16;
-
-/// How long a follower waits to learn the leader's client URL before `no leader`.
-const LEADER_WAIT: Duration = Duration::from_secs(3);
-
-/// How often it looks while waiting.
-const LEADER_POLL: Duration = Duration::from_millis(20);
 
 /// The Lease service over one member.
 pub struct LeaseService {
@@ -46,42 +38,6 @@ impl LeaseService {
             server,
             leader: Default::default(),
         }
-    }
-}
-
-/// A channel to the current leader's client URL, rebuilt when the URL changes.
-#[derive(Default)]
-struct LeaderChannel {
-    cached: Mutex<Option<(String, Channel)>>,
-}
-
-impl LeaderChannel {
-    /// A client for the leader. Right after an election or a start, the leader (or its
-    /// published client URLs) may not be known here yet: waits for them up to
-    /// [`LEADER_WAIT`], then fails with `no leader`.
-    async fn client(&self, server: &EtcdServer) -> Result<LeaseClient<Channel>, Status> {
-        let until = tokio::time::Instant::now() + LEADER_WAIT;
-        let urls = loop {
-            if let Some(urls) = server.leader_client_urls() {
-                break urls;
-            }
-            if tokio::time::Instant::now() >= until {
-                return Err(ServerError::NoLeader.into());
-            }
-            tokio::time::sleep(LEADER_POLL).await;
-        };
-        let url = urls[0].clone();
-        let mut cached = self.cached.lock().expect("leader channel lock poisoned");
-        if let Some((u, ch)) = cached.as_ref() {
-            if *u == url {
-                return Ok(LeaseClient::new(ch.clone()));
-            }
-        }
-        let ch = Endpoint::from_shared(url.clone())
-            .map_err(|e| Status::unavailable(format!("bad leader client URL {url}: {e}")))?
-            .connect_lazy();
-        *cached = Some((url, ch.clone()));
-        Ok(LeaseClient::new(ch))
     }
 }
 
@@ -104,7 +60,7 @@ async fn renew(
     match result {
         Ok(r) => Ok(r),
         Err(ServerError::NotLeader) => {
-            let mut client = leader.client(server).await?;
+            let mut client = LeaseClient::new(leader.channel(server).await?);
             let req = pb::LeaseKeepAliveRequest { id };
             let mut replies = client
                 .lease_keep_alive(tokio_stream::iter(vec![req]))
@@ -172,7 +128,7 @@ impl Lease for LeaseService {
         match self.server.lease_time_to_live(req) {
             Ok(r) => Ok(Response::new(r)),
             Err(ServerError::NotLeader) => {
-                let mut client = self.leader.client(&self.server).await?;
+                let mut client = LeaseClient::new(self.leader.channel(&self.server).await?);
                 client.lease_time_to_live(req).await
             }
             Err(e) => Err(e.into()),

@@ -25,6 +25,7 @@ mod grpc_health;
 pub mod http;
 mod ignored_flags;
 mod kv;
+mod leader;
 mod lease;
 pub mod logging;
 mod maintenance;

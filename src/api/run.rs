@@ -47,6 +47,10 @@ pub enum RunError {
     /// (`<member id> found data inconsistency with peers`), or could not hash it.
     #[error("{0}")]
     InitialCorruptCheck(String),
+    /// A member joining with `--initial-cluster-state existing` could not learn the
+    /// cluster.
+    #[error(transparent)]
+    Join(#[from] peer::join::JoinError),
     /// A listener failed while serving.
     #[error("serving failed: {0}")]
     Serve(String),
@@ -89,7 +93,15 @@ pub async fn run(settings: Settings, stop: impl Future<Output = ()>) -> Result<(
     let listeners = Listeners::bind(&settings).await?;
     let transport = GrpcTransport::new(TransportOptions::default());
     let cfg = settings.server.clone();
-    let server = tokio::task::block_in_place(|| EtcdServer::start(cfg, transport.clone()))?;
+    let existing = if EtcdServer::needs_join(&cfg) {
+        let peers = other_peer_urls(&cfg);
+        Some(peer::join::fetch_cluster(&peers, &cfg.advertise_peer_urls).await?)
+    } else {
+        None
+    };
+    let server = tokio::task::block_in_place(|| {
+        EtcdServer::start_joining(cfg, transport.clone(), existing)
+    })?;
     transport.attach(server.inbox());
     if let Some(policy) = settings.auto_compaction {
         crate::server::spawn_auto_compactor(server.clone(), policy);
@@ -118,6 +130,10 @@ pub async fn run(settings: Settings, stop: impl Future<Output = ()>) -> Result<(
             Ok(())
         }
         Some(joined) = tasks.join_next() => Err(RunError::Serve(task_failure(joined))),
+        () = server.removed() => {
+            tracing::warn!("the member has been permanently removed from the cluster; exiting");
+            Ok(())
+        }
     };
     stop_tx.send_replace(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -131,6 +147,16 @@ pub async fn run(settings: Settings, stop: impl Future<Output = ()>) -> Result<(
     tokio::task::block_in_place(|| server.stop());
     tracing::info!("stopped");
     outcome
+}
+
+/// The peer URLs of `--initial-cluster` other than this member's own.
+fn other_peer_urls(cfg: &crate::server::ServerConfig) -> Vec<String> {
+    cfg.initial_cluster
+        .iter()
+        .flat_map(|(_, urls)| urls.iter())
+        .filter(|u| !cfg.advertise_peer_urls.contains(u))
+        .cloned()
+        .collect()
 }
 
 /// One task per listener; each ends when `stop` turns true.

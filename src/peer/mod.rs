@@ -22,6 +22,7 @@
 
 pub mod connect;
 pub mod convert;
+pub mod join;
 mod peer_stream;
 mod service;
 mod snapshot_recv;

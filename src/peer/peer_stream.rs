@@ -193,6 +193,9 @@ impl PeerStream {
         if !self.inactive && self.connected_once {
             self.metrics.peer_active(self.id, false);
         }
+        if why.contains(super::join::MEMBER_REMOVED) {
+            inbox.report_removed();
+        }
         if self.inactive {
             tracing::debug!(peer = %self.id, error = %why, "peer still unreachable");
         } else {

@@ -28,7 +28,10 @@ use super::connect::{CONNECTION_WINDOW_BYTES, STREAM_WINDOW_BYTES};
 use super::convert::message_from_pb;
 use super::snapshot_recv::{check_cluster, receive};
 use crate::proto::raftkvpb::raft_peer_server::{RaftPeer, RaftPeerServer};
-use crate::proto::raftkvpb::{InstallSnapshotResponse, MessageBatch, SendResponse, SnapshotChunk};
+use crate::proto::raftkvpb::{
+    InstallSnapshotResponse, MembersRequest, MembersResponse, MessageBatch, SendResponse,
+    SnapshotChunk,
+};
 use crate::raft::MessageKind;
 use crate::server::{PeerMetrics, RaftInbox};
 use prost::Message as _;
@@ -82,6 +85,9 @@ impl RaftPeerService {
             let bytes = pb.encoded_len() as u64;
             let m = message_from_pb(pb).map_err(|e| Status::invalid_argument(e.to_string()))?;
             self.metrics.received(m.from, bytes);
+            if self.inbox.is_removed(m.from) {
+                return Err(Status::permission_denied(super::join::MEMBER_REMOVED));
+            }
             if m.kind == MessageKind::InstallSnapshot {
                 return Err(Status::invalid_argument(
                     "InstallSnapshot on the Send stream (snapshots use InstallSnapshot)",
@@ -134,6 +140,13 @@ impl RaftPeer for RaftPeerService {
                 Err(status)
             }
         }
+    }
+
+    async fn members(
+        &self,
+        _request: Request<MembersRequest>,
+    ) -> Result<Response<MembersResponse>, Status> {
+        Ok(Response::new(super::join::members_response(&*self.inbox)))
     }
 }
 

@@ -32,6 +32,10 @@ pub struct ApplyOutcome {
     pub results: Vec<(u64, bytes::Bytes, Result<Applied, ServerError>)>,
     /// Whether member records changed (the shared view must be refreshed).
     pub members_changed: bool,
+    /// Whether a removal of this very member was applied (it must stop).
+    pub removed_self: bool,
+    /// Members removed by this batch.
+    pub removed: Vec<u64>,
     /// Request ids of compactions with `physical` set: answered once the old revisions
     /// are gone from the backend, not at the logical compaction.
     pub physical_compactions: Vec<u64>,
@@ -92,8 +96,21 @@ pub fn apply_entries<B: Backend>(
                 let cs = cx.raw.apply_conf_change(&cc);
                 if fresh {
                     members::put_conf_state(&mut batch, &cs);
-                    apply_member_change(&mut batch, cx.members, cx.transport, &cc);
+                    let peers = Peers {
+                        transport: cx.transport,
+                        local: cx.raw.id().0,
+                    };
+                    apply_member_change(&mut batch, cx.members, peers, &cc);
                     out.members_changed = true;
+                    if cc.kind == ConfChangeKind::RemoveNode {
+                        out.removed.push(cc.node.0);
+                        out.removed_self |= cc.node == cx.raw.id();
+                    }
+                    super::reconfig::warn_if_even_voters(cs.voters.len());
+                    let request_id = member_context(&cc).request_id;
+                    let list = cx.members.values().cloned().collect();
+                    out.results
+                        .push((request_id, e.data.clone(), Ok(Applied::Members(list))));
                 }
             }
             EntryKind::Normal if fresh && !e.data.is_empty() => {
@@ -102,7 +119,12 @@ pub fn apply_entries<B: Backend>(
                     pending: &mut pending,
                     metrics: cx.metrics,
                 };
-                apply_normal(&mut batch, cx.members, cx.alarms, leases, e, &mut out);
+                let peers = Peers {
+                    transport: cx.transport,
+                    local: cx.raw.id().0,
+                };
+                let members = (&mut *cx.members, peers);
+                apply_normal(&mut batch, members, cx.alarms, leases, e, &mut out);
             }
             EntryKind::Normal => {}
         }
@@ -131,16 +153,36 @@ fn decode_conf_change(e: &Entry) -> Option<ConfChange> {
     }
 }
 
+/// The peer transport, and this member's id (never a peer of itself).
+#[derive(Clone, Copy)]
+struct Peers<'a> {
+    transport: &'a dyn Transport,
+    local: u64,
+}
+
+impl Peers<'_> {
+    fn set(&self, id: u64, urls: &[String]) {
+        if id != self.local {
+            self.transport.set_peer(NodeId(id), urls.to_vec());
+        }
+    }
+}
+
+/// The context of a logged conf change (empty for one written before contexts existed).
+fn member_context(cc: &ConfChange) -> raftkvpb::MemberContext {
+    raftkvpb::MemberContext::decode(cc.context.as_ref()).unwrap_or_default()
+}
+
 fn apply_member_change<B: Backend>(
     batch: &mut ApplyBatch<'_, '_, B>,
     members: &mut BTreeMap<u64, pb::Member>,
-    transport: &dyn Transport,
+    peers: Peers<'_>,
     cc: &ConfChange,
 ) {
     let id = cc.node.0;
     match cc.kind {
         ConfChangeKind::AddVoter | ConfChangeKind::AddLearner => {
-            let ctx = raftkvpb::MemberContext::decode(cc.context.as_ref()).unwrap_or_default();
+            let ctx = member_context(cc);
             let m = members.entry(id).or_insert_with(|| pb::Member {
                 id,
                 ..Default::default()
@@ -150,12 +192,15 @@ fn apply_member_change<B: Backend>(
             }
             m.is_learner = cc.kind == ConfChangeKind::AddLearner;
             members::put_member(batch, m);
-            transport.set_peer(NodeId(id), m.peer_ur_ls.clone());
+            peers.set(id, &m.peer_ur_ls);
         }
         ConfChangeKind::RemoveNode => {
             members.remove(&id);
             members::delete_member(batch, id);
-            transport.remove_peer(NodeId(id));
+            members::mark_removed(batch, id);
+            if id != peers.local {
+                peers.transport.remove_peer(NodeId(id));
+            }
         }
     }
 }
@@ -169,7 +214,7 @@ struct Leases<'a> {
 
 fn apply_normal<B: Backend>(
     batch: &mut ApplyBatch<'_, '_, B>,
-    members: &mut BTreeMap<u64, pb::Member>,
+    (members, peers): (&mut BTreeMap<u64, pb::Member>, Peers<'_>),
     alarms: &std::sync::RwLock<AlarmSet>,
     leases: Leases<'_>,
     e: &Entry,
@@ -215,6 +260,15 @@ fn apply_normal<B: Backend>(
                 out.members_changed = true;
             }
             Ok(Applied::MemberAttr)
+        }
+        Some(Request::ClusterMemberPeerUrlsSet(r)) => {
+            if let Some(m) = members.get_mut(&r.member_id) {
+                m.peer_ur_ls = r.peer_urls;
+                members::put_member(batch, m);
+                peers.set(m.id, &m.peer_ur_ls);
+                out.members_changed = true;
+            }
+            Ok(Applied::Members(members.values().cloned().collect()))
         }
         Some(Request::Alarm(r)) => {
             let mut set = alarms.write().unwrap_or_else(|e| e.into_inner());
@@ -280,6 +334,7 @@ mod tests {
                     id: node,
                     peer_urls: vec!["http://n2:2380".into()],
                     is_learner: false,
+                    request_id: 0,
                 }
                 .encode_to_vec(),
             ),

@@ -12,9 +12,10 @@ pub enum ClusterState {
     /// Bootstrap a brand-new cluster from `initial_cluster`.
     #[default]
     New,
-    /// Join a cluster that already exists (membership comes from the cluster).
-    /// Limitation until MemberAdd exists: with an empty data dir this bootstraps from
-    /// `initial_cluster` exactly like `New`; with a data dir both are ignored (as etcd).
+    /// Join a cluster that already exists: with an empty data dir the binary first asks
+    /// the members of `initial_cluster` for the cluster id and member list (this member
+    /// must have been added with MemberAdd), see `EtcdServer::start_joining`; with a data
+    /// dir both states are ignored (as etcd).
     Existing,
 }
 

@@ -68,6 +68,12 @@ pub struct Driver {
     last_publish: Option<Instant>,
     /// "took too long" thresholds and the leader's heartbeat clock (`slow_ops.rs`).
     pub(super) slow: SlowOps,
+    /// Conf changes Raft refused (no leader, or an earlier change not yet applied):
+    /// retried while their waiter waits.
+    stalled_conf: Vec<(u64, raft::ConfChange)>,
+    /// Set when this member applied its own removal: the driver stops then (after a few
+    /// ticks, so that the answer to the removal and the last messages get out).
+    pub(super) stop_at: Option<Instant>,
 }
 
 impl Driver {
@@ -109,6 +115,8 @@ impl Driver {
             published: false,
             last_publish: None,
             slow,
+            stalled_conf: Vec::new(),
+            stop_at: None,
         };
         d.published = d.is_published();
         let voters = d.raw.conf_state().voters;
@@ -137,6 +145,14 @@ impl Driver {
     fn run_loop(&mut self) -> Result<(), ServerError> {
         loop {
             if !self.collect_inputs()? {
+                return Ok(());
+            }
+            if self.shared.removed.load(Ordering::SeqCst) {
+                // Also set by the inbox when a peer refused us as removed.
+                self.on_removed();
+            }
+            if self.stop_at.is_some_and(|t| Instant::now() >= t) {
+                tracing::error!("the member has been permanently removed from the cluster");
                 return Ok(());
             }
             self.tick_if_due();
@@ -208,6 +224,12 @@ impl Driver {
             Input::Unreachable(id) => self.raw.report_unreachable(id),
             Input::SnapshotReport(id, ok) => self.raw.report_snapshot(id, ok),
             Input::TransferLeader(to) => self.raw.transfer_leader(to),
+            Input::ConfChange {
+                id,
+                cc,
+                promote,
+                waiter,
+            } => self.propose_conf_change(id, cc, promote, waiter),
             Input::Stop => return false,
         }
         true
@@ -308,6 +330,44 @@ impl Driver {
         self.batch = std::mem::take(&mut self.stalled);
         self.batch.retain(|(id, _)| waiters.contains_key(id));
         self.propose_batch();
+        for (id, cc) in std::mem::take(&mut self.stalled_conf) {
+            if self.waiters.get(&id).is_some_and(|(w, _)| !w.is_closed())
+                && self.raw.propose_conf_change(cc.clone()).is_err()
+            {
+                self.stalled_conf.push((id, cc));
+            }
+        }
+    }
+
+    /// Proposes a membership change; a promotion only on the leader and only for a
+    /// learner in sync with its log (etcd's `isLearnerReady`).
+    fn propose_conf_change(
+        &mut self,
+        id: u64,
+        cc: raft::ConfChange,
+        promote: bool,
+        waiter: ApplyWaiter,
+    ) {
+        if promote {
+            let status = self.raw.status();
+            let me = self.raw.id();
+            let (Some(learner), Some(leader)) =
+                (status.progress.get(&cc.node), status.progress.get(&me))
+            else {
+                let _ = waiter.send(Err(ServerError::NotLeader));
+                return;
+            };
+            let ready =
+                super::reconfig::learner_in_sync(learner.match_index.0, leader.match_index.0);
+            if !ready {
+                let _ = waiter.send(Err(ServerError::LearnerNotReady));
+                return;
+            }
+        }
+        self.waiters.insert(id, (waiter, cc.encode()));
+        if self.raw.propose_conf_change(cc.clone()).is_err() {
+            self.stalled_conf.push((id, cc));
+        }
     }
 
     pub(super) fn is_published(&self) -> bool {
@@ -341,6 +401,34 @@ impl Driver {
             )),
         };
         let _ = self.raw.propose(Bytes::from(req.encode_to_vec()));
+    }
+
+    /// Records members removed by an applied batch; when this member is one of them, it
+    /// answers what it can for a few ticks, then stops (etcd waits 10 ticks too), and the
+    /// process exits (see `api/run.rs`).
+    pub(super) fn after_removals(&mut self, removed: &[u64], removed_self: bool) {
+        if !removed.is_empty() {
+            let mut set = self
+                .shared
+                .removed_members
+                .write()
+                .expect("removed lock poisoned");
+            set.extend(removed);
+        }
+        if removed_self {
+            self.on_removed();
+        }
+    }
+
+    fn on_removed(&mut self) {
+        if self.stop_at.is_none() {
+            tracing::warn!(
+                member = self.shared.member_id,
+                "this member was removed from the cluster"
+            );
+            self.shared.removed.store(true, Ordering::SeqCst);
+            self.stop_at = Some(Instant::now() + 10 * self.tick);
+        }
     }
 
     /// Makes what was written durable, fails the waiting requests (their receivers see

@@ -59,6 +59,30 @@ pub enum ServerError {
     /// LeaseGrant with a TTL above 9e9 s (OutOfRange).
     #[error("etcdserver: too large lease TTL")]
     LeaseTtlTooLarge,
+    /// MemberAdd/MemberUpdate with a peer URL that is not `http://host:port`
+    /// (InvalidArgument).
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    /// MemberAdd/MemberUpdate with a peer URL another member uses (FailedPrecondition).
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    /// A membership request names an unknown member (NotFound).
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// MemberPromote of a voter (FailedPrecondition).
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    /// MemberPromote of a learner holding less than 90% of the leader's log
+    /// (FailedPrecondition).
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// MemberAdd of a second learner (FailedPrecondition).
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// The strict reconfiguration check: the change would leave fewer started voters than
+    /// the new configuration's quorum (FailedPrecondition).
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
     /// The configuration or the data dir does not allow starting (start only).
     #[error("raftkv: bad configuration: {0}")]
     Config(String),
@@ -79,6 +103,13 @@ impl ServerError {
                 tonic::Code::Unavailable
             }
             NotLeader | BadLeaderTransferee => tonic::Code::FailedPrecondition,
+            PeerUrlExists
+            | MemberNotLearner
+            | LearnerNotReady
+            | TooManyLearners
+            | NotEnoughStartedMembers => tonic::Code::FailedPrecondition,
+            MemberNotFound => tonic::Code::NotFound,
+            MemberBadUrls => tonic::Code::InvalidArgument,
             LeaseExists => tonic::Code::FailedPrecondition,
             LeaseNotFound => tonic::Code::NotFound,
             LeaseTtlTooLarge => tonic::Code::OutOfRange,

@@ -20,6 +20,7 @@ use super::alarms::AlarmSet;
 use super::convert;
 use super::driver::Driver;
 use super::inbox::Inbox;
+use super::members::ExistingCluster;
 use super::shared::{Applied, Input, Shared, INPUT_QUEUE_LEN, QUOTA_BACKEND_BYTES_DEFAULT};
 use super::storage;
 use super::transport::{RaftInbox, Transport};
@@ -51,8 +52,21 @@ impl EtcdServer {
         cfg: ServerConfig,
         transport: Arc<dyn Transport>,
     ) -> Result<EtcdServer, ServerError> {
-        let opened = storage::open(&cfg)?;
+        EtcdServer::start_joining(cfg, transport, None)
+    }
+
+    /// [`EtcdServer::start`] for a member that may join a running cluster: `existing` is
+    /// that cluster as a running member described it (see [`EtcdServer::needs_join`]);
+    /// used only when the data dir is empty. Errors as `start`, and `Config` when this
+    /// member is not in `existing`'s member list.
+    pub fn start_joining(
+        cfg: ServerConfig,
+        transport: Arc<dyn Transport>,
+        existing: Option<ExistingCluster>,
+    ) -> Result<EtcdServer, ServerError> {
+        let opened = storage::open(&cfg, existing.as_ref())?;
         let member_id = opened.member_id;
+        super::reconfig::warn_if_even_voters(opened.meta.conf_state.voters.len());
         for m in opened.meta.members.values().filter(|m| m.id != member_id) {
             transport.set_peer(NodeId(m.id), m.peer_ur_ls.clone());
         }
@@ -76,6 +90,8 @@ impl EtcdServer {
             leaderless_since: Mutex::new(Some(Instant::now())),
             is_learner: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            removed_members: RwLock::new(opened.meta.removed.clone()),
             db_size_bytes: AtomicU64::new(0),
             db_size_in_use_bytes: AtomicU64::new(0),
             next_request_id: AtomicU64::new(first_request_id(member_id)),
@@ -108,6 +124,23 @@ impl EtcdServer {
                 driver: Mutex::new(Some(handle)),
             }),
         })
+    }
+
+    /// Whether `cfg` joins a running cluster and must first learn its members: state
+    /// `existing` and no data in the data dir yet.
+    pub fn needs_join(cfg: &ServerConfig) -> bool {
+        cfg.initial_cluster_state == super::ClusterState::Existing
+            && storage::is_fresh(&cfg.data_dir)
+    }
+
+    /// Completes once this member has applied its own removal from the cluster and its
+    /// driver has stopped (the process should exit then, as etcd's does). Polls: nothing
+    /// waits on it in a hot path.
+    pub async fn removed(&self) {
+        let s = self.shared();
+        while !(s.removed.load(Ordering::SeqCst) && s.stopped.load(Ordering::SeqCst)) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     pub(super) fn shared(&self) -> &Shared {
@@ -340,7 +373,7 @@ impl EtcdServer {
 }
 
 /// Queues `input` without blocking: a full queue is `too many requests`.
-fn enqueue(s: &Shared, input: Input) -> Result<(), ServerError> {
+pub(super) fn enqueue(s: &Shared, input: Input) -> Result<(), ServerError> {
     s.inputs.try_send(input).map_err(|e| match e {
         TrySendError::Full(_) => ServerError::TooManyRequests,
         TrySendError::Disconnected(_) => ServerError::Stopped,

@@ -26,6 +26,28 @@ impl RaftInbox for Inbox {
         self.shared.cluster_id
     }
 
+    fn is_removed(&self, id: NodeId) -> bool {
+        let removed = self
+            .shared
+            .removed_members
+            .read()
+            .expect("removed lock poisoned");
+        removed.contains(&id.0)
+    }
+
+    fn report_removed(&self) {
+        if !self.shared.removed.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                "a peer refused this member's messages: it was removed from the cluster"
+            );
+        }
+    }
+
+    fn members(&self) -> Vec<crate::proto::etcdserverpb::Member> {
+        let members = self.shared.members.read().expect("members lock poisoned");
+        members.values().cloned().collect()
+    }
+
     fn step(&self, msg: Message) {
         let _ = self.shared.inputs.try_send(Input::Step(msg));
     }

@@ -4,7 +4,10 @@
 //! Records (all under the `cluster/` prefix of the store's app meta):
 //! - `cluster/id`: the cluster id, 8 bytes big-endian;
 //! - `cluster/conf_state`: the Raft membership as of the applied index (`raftkvpb::ConfState`);
-//! - `cluster/member/<id, 8 bytes BE>`: one `etcdserverpb::Member` per member.
+//! - `cluster/member/<id, 8 bytes BE>`: one `etcdserverpb::Member` per member;
+//! - `cluster/removed/<id, 8 bytes BE>`: an empty record per member removed at runtime
+//!   (their messages are refused, which is how a removed member that missed its own
+//!   removal learns of it).
 //!
 //! Bootstrap writes them once from `--initial-cluster`; the apply loop updates them from
 //! ConfChange and ClusterMemberAttrSet entries. Nothing here talks to Raft or the network.
@@ -22,6 +25,7 @@ use crate::raft::{ConfState, NodeId};
 const CLUSTER_ID_KEY: &[u8] = b"cluster/id";
 const CONF_STATE_KEY: &[u8] = b"cluster/conf_state";
 const MEMBER_PREFIX: &[u8] = b"cluster/member/";
+const REMOVED_PREFIX: &[u8] = b"cluster/removed/";
 
 /// What the store says about the cluster.
 #[derive(Clone, Debug)]
@@ -32,6 +36,8 @@ pub struct ClusterMeta {
     pub conf_state: ConfState,
     /// Member records by id.
     pub members: BTreeMap<u64, pb::Member>,
+    /// Ids of members removed at runtime.
+    pub removed: BTreeSet<u64>,
 }
 
 fn corrupt(what: &str) -> ServerError {
@@ -51,6 +57,14 @@ pub fn load<B: Backend>(store: &Store<B>) -> Result<Option<ClusterMeta>, ServerE
         let m = pb::Member::decode(value.as_slice()).map_err(|_| corrupt("member"))?;
         members.insert(m.id, m);
     }
+    let mut removed = BTreeSet::new();
+    for (key, _) in store.app_meta_scan(REMOVED_PREFIX)? {
+        let id = key
+            .get(REMOVED_PREFIX.len()..)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .ok_or_else(|| corrupt("removed"))?;
+        removed.insert(u64::from_be_bytes(id));
+    }
     Ok(Some(ClusterMeta {
         cluster_id: u64::from_be_bytes(id_bytes),
         conf_state: ConfState {
@@ -58,6 +72,7 @@ pub fn load<B: Backend>(store: &Store<B>) -> Result<Option<ClusterMeta>, ServerE
             learners: cs.learners.into_iter().map(NodeId).collect(),
         },
         members,
+        removed,
     }))
 }
 
@@ -73,6 +88,23 @@ pub fn delete_member<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, id: u64) {
     let mut key = MEMBER_PREFIX.to_vec();
     key.extend_from_slice(&id.to_be_bytes());
     batch.delete_app_meta(&key);
+}
+
+fn removed_key(id: u64) -> Vec<u8> {
+    let mut key = REMOVED_PREFIX.to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Remembers `id` as removed from the cluster (MemberRemove applied).
+pub fn mark_removed<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, id: u64) {
+    batch.put_app_meta(&removed_key(id), Vec::new());
+}
+
+/// Forgets that `id` was removed (a restore starts a new cluster, whose members may
+/// reuse the ids of the old one's).
+pub fn forget_removed<B: Backend>(batch: &mut ApplyBatch<'_, '_, B>, id: u64) {
+    batch.delete_app_meta(&removed_key(id));
 }
 
 /// Writes the Raft membership into `batch`.
@@ -120,6 +152,7 @@ pub fn initial(cfg: &ServerConfig) -> Result<ClusterMeta, ServerError> {
             learners: BTreeSet::new(),
         },
         members,
+        removed: BTreeSet::new(),
     })
 }
 
@@ -138,9 +171,71 @@ pub fn bootstrap<B: Backend>(store: &mut Store<B>, meta: &ClusterMeta) -> Result
     Ok(())
 }
 
-/// Finds this member's id: by name among the records, else by the id its configured peer
-/// URLs give.
+/// The cluster a member joins (`--initial-cluster-state existing` with an empty data
+/// dir), as a running member described it over the peer port.
+#[derive(Clone, Debug)]
+pub struct ExistingCluster {
+    /// The cluster id.
+    pub cluster_id: u64,
+    /// Every member, the joining one included (added by MemberAdd beforehand).
+    pub members: Vec<pb::Member>,
+}
+
+/// The records a joining member starts from: the existing cluster's, with voters and
+/// learners as its member records say. Raft replays the log (or installs a snapshot) on
+/// top of them.
+pub fn joined(existing: &ExistingCluster) -> ClusterMeta {
+    let members: BTreeMap<u64, pb::Member> =
+        existing.members.iter().map(|m| (m.id, m.clone())).collect();
+    let ids = |learner: bool| {
+        members
+            .values()
+            .filter(|m| m.is_learner == learner)
+            .map(|m| NodeId(m.id))
+            .collect()
+    };
+    ClusterMeta {
+        cluster_id: existing.cluster_id,
+        conf_state: ConfState {
+            voters: ids(false),
+            learners: ids(true),
+        },
+        members,
+        removed: BTreeSet::new(),
+    }
+}
+
+/// The id MemberAdd gave a joining member: the one whose peer URLs are its
+/// `--initial-advertise-peer-urls` (a name is not enough: the member was added unnamed).
+pub fn joining_id(cfg: &ServerConfig, existing: &ExistingCluster) -> Option<u64> {
+    existing
+        .members
+        .iter()
+        .find(|m| same_urls(&m.peer_ur_ls, &cfg.advertise_peer_urls))
+        .map(|m| m.id)
+}
+
+fn same_urls(a: &[String], b: &[String]) -> bool {
+    let sorted = |u: &[String]| {
+        let mut v = u.to_vec();
+        v.sort_unstable();
+        v
+    };
+    sorted(a) == sorted(b)
+}
+
+/// Finds this member's id: by its configured peer URLs (no two members share one; this
+/// is how a member added at runtime, still unnamed, finds itself, and why a newcomer
+/// never takes the id of a same-named member that was not removed), else by name, else
+/// by the id those URLs give.
 pub fn local_id(cfg: &ServerConfig, meta: &ClusterMeta) -> Result<u64, ServerError> {
+    if let Some(m) = meta
+        .members
+        .values()
+        .find(|m| same_urls(&m.peer_ur_ls, &cfg.advertise_peer_urls))
+    {
+        return Ok(m.id);
+    }
     if let Some(m) = meta.members.values().find(|m| m.name == cfg.name) {
         return Ok(m.id);
     }
@@ -153,4 +248,60 @@ pub fn local_id(cfg: &ServerConfig, meta: &ClusterMeta) -> Result<u64, ServerErr
         cfg.name,
         cfg.data_dir.display()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u64, name: &str, url: &str, is_learner: bool) -> pb::Member {
+        pb::Member {
+            id,
+            name: name.to_string(),
+            peer_ur_ls: vec![url.to_string()],
+            client_ur_ls: Vec::new(),
+            is_learner,
+        }
+    }
+
+    #[test]
+    fn removed_ids_are_kept_until_forgotten() {
+        let mut store = Store::open(crate::mvcc::MemBackend::new()).unwrap();
+        let cfg = ServerConfig::new("m1", "/nonexistent".into());
+        bootstrap(&mut store, &initial(&cfg).unwrap()).unwrap();
+        let mut batch = store.begin_apply().unwrap();
+        mark_removed(&mut batch, 9);
+        mark_removed(&mut batch, 10);
+        batch.commit(1).unwrap();
+        let meta = load(&store).unwrap().unwrap();
+        assert_eq!(meta.removed, BTreeSet::from([9, 10]));
+        let mut batch = store.begin_apply().unwrap();
+        forget_removed(&mut batch, 9);
+        batch.commit(2).unwrap();
+        assert_eq!(load(&store).unwrap().unwrap().removed, BTreeSet::from([10]));
+    }
+
+    #[test]
+    fn a_joining_member_finds_itself_by_peer_urls_not_by_name() {
+        // m2's old record (never removed) and the newcomer added as a learner under the
+        // same name with other URLs: the newcomer must take the new id.
+        let existing = ExistingCluster {
+            cluster_id: 7,
+            members: vec![
+                member(1, "m1", "http://a:1", false),
+                member(2, "m2", "http://b:1", false),
+                member(3, "", "http://c:1", true),
+            ],
+        };
+        let mut cfg = ServerConfig::new("m2", "/nonexistent".into());
+        cfg.advertise_peer_urls = vec!["http://c:1".to_string()];
+        assert_eq!(joining_id(&cfg, &existing), Some(3));
+        let meta = joined(&existing);
+        assert_eq!(local_id(&cfg, &meta).unwrap(), 3);
+        assert_eq!(meta.cluster_id, 7);
+        assert!(meta.conf_state.learners.contains(&NodeId(3)));
+        assert_eq!(meta.conf_state.voters.len(), 2);
+        cfg.advertise_peer_urls = vec!["http://d:1".to_string()];
+        assert_eq!(joining_id(&cfg, &existing), None, "never added");
+    }
 }

@@ -32,6 +32,7 @@ mod move_leader;
 mod peer_metrics;
 mod reads;
 mod ready;
+mod reconfig;
 mod restore;
 mod shared;
 mod slow_ops;
@@ -47,6 +48,7 @@ pub use corrupt::{initial_mismatches, periodic_suspect, PeerAnswer, PeerHash};
 pub use error::ServerError;
 pub use etcd_server::EtcdServer;
 pub use ids::{cluster_id, member_id};
+pub use members::ExistingCluster;
 pub use metrics::Metrics;
 pub use peer_metrics::PeerMetrics;
 pub use restore::{

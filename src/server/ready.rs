@@ -179,6 +179,18 @@ impl Driver {
                     self.transport.set_peer(NodeId(m.id), m.peer_ur_ls.clone());
                 }
             }
+            for id in self
+                .members
+                .keys()
+                .filter(|id| !meta.members.contains_key(id))
+            {
+                self.transport.remove_peer(NodeId(*id));
+            }
+            *self
+                .shared
+                .removed_members
+                .write()
+                .expect("removed lock poisoned") = meta.removed;
             self.members = meta.members;
             *self.shared.members.write().expect("members lock poisoned") = self.members.clone();
         }
@@ -255,6 +267,7 @@ impl Driver {
             *self.shared.members.write().expect("members lock poisoned") = self.members.clone();
             self.published = self.is_published();
         }
+        self.after_removals(&outcome.removed, outcome.removed_self);
     }
 
     fn publish_status(&self, applied: u64) {

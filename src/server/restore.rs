@@ -193,6 +193,9 @@ fn restore_into(
         for id in old.members.keys() {
             members::delete_member(&mut batch, *id);
         }
+        for id in &old.removed {
+            members::forget_removed(&mut batch, *id);
+        }
         // Alarms name the old member ids; the new cluster starts without any.
         alarms.clear(&mut batch);
         batch.commit(applied)?;
@@ -253,7 +256,7 @@ pub fn verify_snapshot(snapshot: &Path) -> Result<VerifyReport, ServerError> {
     let result = restore_snapshot(snapshot, &opts).and_then(|restored| {
         let mut cfg = ServerConfig::new("verify", data_dir.clone());
         cfg.initial_cluster_token = opts.initial_cluster_token.clone();
-        let opened = super::storage::open(&cfg)?;
+        let opened = super::storage::open(&cfg, None)?;
         let reopened_hash = opened.store.hash_kv(restored.revision)?;
         if reopened_hash != restored.hash {
             return Err(ServerError::InvalidSnapshot(format!(

@@ -2,8 +2,8 @@
 //! the store (behind a mutex), the membership view, the Raft status mirrored into atomics,
 //! and the driver's bounded input queue.
 //!
-//! Lock order: never hold two of `store`, `members`, `leaderless_since` at once, except
-//! `store` then `lessor`; none is
+//! Lock order: never hold two of `store`, `members`, `removed_members`, `leaderless_since`
+//! at once, except `store` then `lessor`; none is
 //! ever held across an `.await` or while sending into `inputs`.
 
 use std::collections::BTreeMap;
@@ -47,6 +47,8 @@ pub enum Applied {
     Compact(i64),
     /// A member attribute update (publishing client URLs).
     MemberAttr,
+    /// A membership change (MemberAdd/Remove/Promote/Update): the members after it.
+    Members(Vec<pb::Member>),
     /// An alarm raised or cleared: the alarms it changed.
     Alarm(Vec<pb::AlarmMember>),
     /// A lease granted: its id and granted TTL in seconds.
@@ -87,6 +89,15 @@ pub enum Input {
     SnapshotReport(NodeId, bool),
     /// Hand leadership to this voter (MoveLeader; ignored unless leader).
     TransferLeader(NodeId),
+    /// Propose a membership change whose `MemberContext.request_id` is `id`; answered
+    /// when applied. With `promote`, only the leader takes it, and only for a learner in
+    /// sync with its log (see `reconfig.rs`).
+    ConfChange {
+        id: u64,
+        cc: crate::raft::ConfChange,
+        promote: bool,
+        waiter: ApplyWaiter,
+    },
     /// Stop the driver (sent by `EtcdServer::stop`).
     Stop,
 }
@@ -119,6 +130,11 @@ pub struct Shared {
     pub is_learner: AtomicBool,
     /// Set once the driver has stopped.
     pub stopped: AtomicBool,
+    /// Set when this member applied its own removal, or a peer refused its messages as
+    /// those of a removed member (it stops itself shortly after).
+    pub removed: AtomicBool,
+    /// Ids of members removed at runtime (their peer messages are refused).
+    pub removed_members: RwLock<std::collections::BTreeSet<u64>>,
     /// Backend size as last measured by the driver (about once a second).
     pub db_size_bytes: AtomicU64,
     /// Bytes of live backend entries as last measured (what the quota is checked against).

@@ -9,8 +9,9 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::members::{self, ClusterMeta};
+use super::members::{self, ClusterMeta, ExistingCluster};
 use super::shared::KvStore;
+use super::ClusterState;
 use super::{ServerConfig, ServerError};
 use crate::mvcc::{SledBackend, SledConfig, Store};
 use crate::raft::{Config, Index, NodeId, RawNode, Snapshot};
@@ -44,8 +45,42 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> ServerError {
     ServerError::Storage(format!("{what}: {e}"))
 }
 
-/// Opens (or creates) the data dir of `cfg` and restarts the Raft node.
-pub fn open(cfg: &ServerConfig) -> Result<Opened, ServerError> {
+/// Whether `data_dir` holds no member yet (a join must first learn the cluster).
+pub fn is_fresh(data_dir: &Path) -> bool {
+    !db_dir(data_dir).exists()
+}
+
+/// The records a data dir without any starts from: `--initial-cluster` for a new
+/// cluster, the running members' for a join (`existing`, fetched by the caller).
+fn first_meta(
+    cfg: &ServerConfig,
+    existing: Option<&ExistingCluster>,
+) -> Result<ClusterMeta, ServerError> {
+    match (cfg.initial_cluster_state, existing) {
+        (ClusterState::New, _) => members::initial(cfg),
+        (ClusterState::Existing, Some(existing)) => Ok(members::joined(existing)),
+        (ClusterState::Existing, None) => Err(ServerError::Config(
+            "--initial-cluster-state existing with an empty data dir needs the member \
+             list of a running member (none was fetched)"
+                .into(),
+        )),
+    }
+}
+
+/// Opens (or creates) the data dir of `cfg` and restarts the Raft node. `existing` is
+/// the cluster to join when the data dir is empty and `--initial-cluster-state` is
+/// `existing`.
+pub fn open(cfg: &ServerConfig, existing: Option<&ExistingCluster>) -> Result<Opened, ServerError> {
+    if let Some(existing) = existing {
+        // Refuse before anything is created, so a corrected start finds the dir empty.
+        if members::joining_id(cfg, existing).is_none() {
+            return Err(ServerError::Config(format!(
+                "member {:?} (peer URLs {:?}) is not in the existing cluster {:x}: add it \
+                 first with `etcdctl member add`",
+                cfg.name, cfg.advertise_peer_urls, existing.cluster_id
+            )));
+        }
+    }
     let backend = SledBackend::open(&db_dir(&cfg.data_dir), SledConfig::default())
         .map_err(|e| io_err("opening the store", e))?;
     let mut store = Store::open(backend)?;
@@ -53,7 +88,7 @@ pub fn open(cfg: &ServerConfig) -> Result<Opened, ServerError> {
     let meta = match members::load(&store)? {
         Some(meta) => meta,
         None => {
-            let meta = members::initial(cfg)?;
+            let meta = first_meta(cfg, existing)?;
             members::bootstrap(&mut store, &meta)?;
             meta
         }

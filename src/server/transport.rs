@@ -45,4 +45,17 @@ pub trait RaftInbox: Send + Sync + 'static {
     fn peer_metrics(&self) -> PeerMetrics {
         PeerMetrics::default()
     }
+    /// The member records as this member knows them (served to members that join with
+    /// `--initial-cluster-state existing`). Empty by default (test inboxes).
+    fn members(&self) -> Vec<crate::proto::etcdserverpb::Member> {
+        Vec::new()
+    }
+    /// Whether `id` was removed from the cluster (its messages are refused so that it
+    /// learns it). False by default.
+    fn is_removed(&self, _id: NodeId) -> bool {
+        false
+    }
+    /// A peer refused our messages because this member was removed: stop (as etcd's
+    /// member does when a peer answers it with "removed"). Does nothing by default.
+    fn report_removed(&self) {}
 }

@@ -78,6 +78,68 @@ pub fn normalize_leases(text: &str, leases: &[u64]) -> String {
     text
 }
 
+/// Rewrites the ids of the members a script added (in order) to `<new-member-N>`, hex and
+/// decimal, and, for `member` commands, takes out what only the ids decide: the order of
+/// members (etcd lists them by id: `member list` lines, the `members` array of JSON
+/// answers and the entries of `ETCD_INITIAL_CLUSTER` are sorted here) and etcdctl's
+/// `%16x` padding of a short id.
+pub fn normalize_members(args: &[String], text: &str, added: &[u64]) -> String {
+    let mut text = text.to_string();
+    for (n, id) in added.iter().enumerate() {
+        let name = format!("<new-member-{}>", n + 1);
+        text = replace_word(&text, &format!("{id:x}"), &name);
+        text = replace_word(&text, &id.to_string(), &name);
+    }
+    if args.first().is_none_or(|a| a != "member") {
+        return text;
+    }
+    while text.contains("Member  ") || text.contains("cluster  ") {
+        text = text
+            .replace("Member  ", "Member ")
+            .replace("cluster  ", "cluster ");
+    }
+    let lines: Vec<String> = text.lines().map(sort_members_in_line).collect();
+    let mut lines = lines;
+    if args.get(1).is_some_and(|a| a == "list") && !text.starts_with('{') {
+        lines.sort();
+    }
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+/// One output line with its list of members in a fixed order: the `"members":[...]`
+/// objects of a JSON answer (they hold no nested objects) or the comma-separated
+/// entries of `ETCD_INITIAL_CLUSTER="..."`.
+fn sort_members_in_line(line: &str) -> String {
+    if let Some(value) = line
+        .strip_prefix("ETCD_INITIAL_CLUSTER=\"")
+        .and_then(|v| v.strip_suffix('"'))
+    {
+        let mut entries: Vec<&str> = value.split(',').collect();
+        entries.sort_unstable();
+        return format!("ETCD_INITIAL_CLUSTER=\"{}\"", entries.join(","));
+    }
+    let start = "\"members\":[{";
+    let Some(at) = line.find(start) else {
+        return line.to_string();
+    };
+    let body_start = at + start.len();
+    let Some(len) = line[body_start..].find("}]") else {
+        return line.to_string();
+    };
+    let mut objects: Vec<&str> = line[body_start..body_start + len].split("},{").collect();
+    objects.sort_unstable();
+    format!(
+        "{}{}{}",
+        &line[..body_start],
+        objects.join("},{"),
+        &line[body_start + len..]
+    )
+}
+
 /// `endpoint status`: JSON fields and the columns of the simple format
 /// (`endpoint, id, version, db size, is leader, is learner, term, index, applied, errors`).
 fn normalize_status(text: &str) -> String {
@@ -187,6 +249,23 @@ mod tests {
             client_addr: "127.0.0.1:2379".into(),
             peer_addr: "127.0.0.1:2380".into(),
         }
+    }
+
+    #[test]
+    fn member_order_and_padding_do_not_matter() {
+        let args = vec!["member".to_string(), "list".to_string()];
+        let a = normalize_members(&args, "ff, x\n10, y\n", &[0xff]);
+        let b = normalize_members(&args, "10, y\nfe, x\n", &[0xfe]);
+        assert_eq!(a, b);
+        let json = r#"{"members":[{"ID":2},{"ID":1}]}"#;
+        let sorted = normalize_members(&args, json, &[]);
+        assert_eq!(sorted, r#"{"members":[{"ID":1},{"ID":2}]}"#);
+        let add = vec!["member".to_string(), "add".to_string()];
+        let text = "Member  ab added\nETCD_INITIAL_CLUSTER=\"b=u,a=v\"\n";
+        assert_eq!(
+            normalize_members(&add, text, &[0xab]),
+            "Member <new-member-1> added\nETCD_INITIAL_CLUSTER=\"a=v,b=u\"\n"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! ```
 //!
 //! Lines starting with `#` are comments; trailing `# ...` comments are not supported (a `#`
-//! may be part of a key). Read-only commands (`get`, `member`, `endpoint`) that do not pick
+//! may be part of a key). Read-only commands (`get`, `member list`, `endpoint`) that do not pick
 //! an output format are expanded into two steps, simple and `-w json`, so every read is
 //! compared in both formats without doubling the scripts. Writes run once, exactly as
 //! written (running them twice would change the revisions the rest of the script sees).
@@ -123,9 +123,10 @@ fn parse_fill(spec: &str) -> Result<Vec<u8>, String> {
 }
 
 fn expand_formats(step: Step) -> Vec<Step> {
+    let words: Vec<&str> = step.args.iter().take(2).map(String::as_str).collect();
     let read_only = matches!(
-        step.args.first().map(String::as_str),
-        Some("get" | "member" | "endpoint")
+        words.as_slice(),
+        ["get", ..] | ["endpoint", ..] | ["member", "list", ..]
     );
     let has_format = step
         .args

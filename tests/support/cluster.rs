@@ -73,6 +73,7 @@ pub struct MemberStatus {
 /// A running cluster; see the module docs.
 pub struct Cluster {
     binary: ServerBinary,
+    opts: ClusterOptions,
     dir: tempfile::TempDir,
     members: Vec<Member>,
     /// Member ids from `member list`, by member index.
@@ -120,6 +121,7 @@ impl Cluster {
             .collect();
         let mut cluster = Cluster {
             binary: binary.clone(),
+            opts: opts.clone(),
             dir,
             members,
             ids: Vec::new(),
@@ -326,6 +328,111 @@ impl Cluster {
                 );
             }
             std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// A new member `m<n>` on fresh ports and an empty data dir, not started and not yet
+    /// in the cluster (see [`Cluster::member_add`]); returns its index.
+    pub fn prepare_member(&mut self) -> usize {
+        let i = self.members.len();
+        let ports = free_ports(2);
+        let url = |port: u16| format!("http://127.0.0.1:{port}");
+        let member = Member::new(
+            i,
+            (url(ports[0]), url(ports[1])),
+            "",
+            self.dir.path(),
+            &self.opts,
+        );
+        self.members.push(member);
+        self.ids.push(0);
+        i
+    }
+
+    /// `etcdctl member add m<i> --peer-urls=<its peer URL> [--learner]` through member
+    /// `via`; records the new id and prepares member `i` to join with what etcdctl
+    /// printed (`ETCD_INITIAL_CLUSTER`). Returns etcdctl's output; panics if it failed.
+    pub fn member_add(&mut self, via: usize, i: usize, learner: bool) -> CtlOutput {
+        let name = self.members[i].name.clone();
+        let peer = format!("--peer-urls={}", self.members[i].peer_url);
+        let mut args = vec!["member", "add", name.as_str(), peer.as_str()];
+        if learner {
+            args.push("--learner");
+        }
+        let out = self.ctl_reconfig(via, &args).ok("member add");
+        let id = out
+            .stdout
+            .split_whitespace()
+            .nth(1)
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .unwrap_or_else(|| panic!("no member id in {out:?}"));
+        let initial_cluster = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("no ETCD_INITIAL_CLUSTER in {out:?}"))
+            .to_string();
+        self.ids[i] = id;
+        self.members[i].set_joining(&initial_cluster);
+        out
+    }
+
+    /// Runs a membership command (`member add/remove/promote/update`) through member `via`,
+    /// retried while etcd answers `etcdserver: unhealthy cluster`: etcd refuses
+    /// reconfiguration until every voter has been connected for 5 s (kubeadm retries
+    /// the same way). raftkv has no such window and answers at once.
+    pub fn ctl_reconfig(&self, via: usize, args: &[&str]) -> CtlOutput {
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            let out = self.ctl(via, args);
+            if !out.stderr.contains("etcdserver: unhealthy cluster") || Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Starts member `i` as a joining member with `initial_cluster`, without waiting for
+    /// anything (for a join that must fail).
+    pub fn spawn_joining(&mut self, i: usize, initial_cluster: &str) {
+        self.members[i].set_joining(initial_cluster);
+        self.members[i].spawn(&self.binary.path);
+    }
+
+    /// Starts member `i` (added with [`Cluster::member_add`]) and waits until it answers
+    /// `endpoint status` (a learner may refuse the read `endpoint health` does).
+    pub fn start_joining(&mut self, i: usize) {
+        self.members[i].spawn(&self.binary.path);
+        let deadline = Instant::now() + READY_DEADLINE;
+        while self.status(i).is_none() {
+            if !self.is_running(i) {
+                panic!(
+                    "{} member m{i} exited while joining; log tail:\n{}",
+                    self.binary.name(),
+                    self.log_tail(i, 40)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member m{i} did not answer after {READY_DEADLINE:?}; log tail:\n{}",
+                self.log_tail(i, 40)
+            );
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Member `i` listens on and advertises `peer_url` from its next start on.
+    pub fn set_peer_url(&mut self, i: usize, peer_url: &str) {
+        self.members[i].set_peer_url(peer_url);
+    }
+
+    /// Forgets member `i`'s data (after [`Cluster::kill`]): the disk-loss drill.
+    pub fn wipe(&mut self, i: usize) {
+        assert!(!self.is_running(i), "wipe: m{i} is running");
+        let dir = &self.members[i].data_dir;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).expect("remove data dir");
         }
     }
 

@@ -120,6 +120,32 @@ impl Member {
         }
     }
 
+    /// Makes the next start join a running cluster: `--initial-cluster-state existing`
+    /// with `initial_cluster` (what `etcdctl member add` printed as
+    /// `ETCD_INITIAL_CLUSTER`). The member must have been added with `member add`.
+    pub fn set_joining(&mut self, initial_cluster: &str) {
+        for arg in &mut self.args {
+            if arg.starts_with("--initial-cluster=") {
+                *arg = format!("--initial-cluster={initial_cluster}");
+            } else if arg.starts_with("--initial-cluster-state=") {
+                *arg = "--initial-cluster-state=existing".to_string();
+            }
+        }
+    }
+
+    /// Moves the member to `peer_url` for its next start (`--listen-peer-urls` and
+    /// `--initial-advertise-peer-urls`), after a `member update`.
+    pub fn set_peer_url(&mut self, peer_url: &str) {
+        for arg in &mut self.args {
+            for flag in ["--listen-peer-urls=", "--initial-advertise-peer-urls="] {
+                if arg.starts_with(flag) {
+                    *arg = format!("{flag}{peer_url}");
+                }
+            }
+        }
+        self.peer_url = peer_url.to_string();
+    }
+
     /// The last `lines` lines of the member's log.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
