@@ -441,10 +441,50 @@ fn refusals_keep_the_member_serving(binary: &ServerBinary) {
     assert_eq!(member_lines(&c, 0).len(), 2, "member list still answers");
 }
 
+/// A learner serves only Status and serializable reads: a write or a linearizable read on
+/// it fails with `etcdserver: rpc not supported for learner` (clients then move to a voting
+/// member), while `endpoint status` reports it as a learner and `get
+/// --consistency=s` returns the replicated data.
+fn a_learner_serves_only_status_and_serializable_reads(binary: &ServerBinary) {
+    let mut c = Cluster::start(binary, &ClusterOptions::default());
+    c.ctl(0, &["put", "before", "v1"]).ok("put before");
+    let i = c.prepare_member();
+    c.member_add(0, i, true);
+    c.start_joining(i);
+    let deadline = Instant::now() + PROMOTE_DEADLINE;
+    loop {
+        let out = c.ctl(
+            i,
+            &["get", "before", "--consistency=s", "--print-value-only"],
+        );
+        if out.success() && out.stdout.trim() == "v1" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "learner never caught up: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = c.ctl(i, &["endpoint", "status", "-w", "json"]).ok("status");
+    assert!(status.stdout.contains("\"isLearner\":true"), "{status:?}");
+    let put = c.ctl(i, &["put", "on-learner", "x"]);
+    assert!(
+        !put.success()
+            && put
+                .stderr
+                .contains("etcdserver: rpc not supported for learner"),
+        "{put:?}"
+    );
+    let on_voter = c.ctl(0, &["get", "on-learner"]).ok("get on voter");
+    assert_eq!(on_voter.stdout, "", "a refused write landed");
+}
+
 server_tests!(
     grow_one_to_three_through_learners,
     remove_the_leader_while_writing,
     replace_a_member_that_lost_its_disk,
     refusals_keep_the_member_serving,
     update_the_peer_urls_of_a_member,
+    a_learner_serves_only_status_and_serializable_reads,
 );

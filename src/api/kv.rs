@@ -29,6 +29,7 @@ impl Kv for KvService {
         &self,
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
+        super::learner::check_range(&self.server, req.get_ref())?;
         Ok(Response::new(self.server.range(req.into_inner()).await?))
     }
 

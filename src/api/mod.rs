@@ -26,6 +26,7 @@ pub mod http;
 mod ignored_flags;
 mod kv;
 mod leader;
+mod learner;
 mod lease;
 pub mod logging;
 mod maintenance;

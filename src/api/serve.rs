@@ -22,6 +22,7 @@ use super::cluster::ClusterService;
 use super::grpc_health::health_service;
 use super::http;
 use super::kv::KvService;
+use super::learner;
 use super::lease::LeaseService;
 use super::maintenance::MaintenanceService;
 use super::watch::{WatchOptions, WatchService};
@@ -76,7 +77,13 @@ pub fn client_router(
         .add_service(WatchServer::new(watch).max_decoding_message_size(limit))
         .add_service(LeaseServer::new(LeaseService::new(server.clone())))
         .add_service(health_service(server.clone()));
-    grpc.into_axum_router().merge(http::router(server))
+    let grpc = grpc
+        .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            learner::refuse_on_learner,
+        ));
+    grpc.merge(http::router(server))
 }
 
 /// Serve `router` on `listener` until `shutdown` completes, then finish in-flight requests.

@@ -37,6 +37,10 @@ pub enum ServerError {
     /// refused (DataLoss), as by etcd's corrupt applier.
     #[error("etcdserver: corrupt cluster")]
     Corrupt,
+    /// This member is a learner and the RPC is not one a learner serves (only Status and
+    /// serializable Range are; FailedPrecondition, etcd 3.6's code, as in ETCD-API.md).
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
     /// The store refused the request, with etcd's message verbatim.
     #[error("{0}")]
     Mvcc(#[from] MvccError),
@@ -102,7 +106,9 @@ impl ServerError {
             NoLeader | Timeout | LeaderChanged | Stopped | LeaderTransferTimeout => {
                 tonic::Code::Unavailable
             }
-            NotLeader | BadLeaderTransferee => tonic::Code::FailedPrecondition,
+            NotLeader | BadLeaderTransferee | NotSupportedForLearner => {
+                tonic::Code::FailedPrecondition
+            }
             PeerUrlExists
             | MemberNotLearner
             | LearnerNotReady

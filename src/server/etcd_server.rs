@@ -297,6 +297,12 @@ impl EtcdServer {
         self.shared().header(revision)
     }
 
+    /// Whether this member is a learner (it then serves only Status and serializable
+    /// Range to clients, as etcd's learners do; see `api::learner`).
+    pub fn is_learner(&self) -> bool {
+        self.shared().is_learner.load(Ordering::SeqCst)
+    }
+
     /// The leader this member knows, if any.
     pub fn leader(&self) -> Option<u64> {
         self.shared().leader()

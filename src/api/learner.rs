@@ -1,0 +1,72 @@
+//! What a learner serves: etcd's learners answer only `Maintenance.Status` and serializable
+//! `KV.Range`; every other gRPC call (unary or stream, the gRPC health check included) gets
+//! `etcdserver: rpc not supported for learner`, so clients move to a voting member.
+//!
+//! [`refuse_on_learner`] is an axum middleware on the gRPC routes; it lets `KV.Range`
+//! through because only the handler can see the `serializable` flag ([`check_range`]).
+//! Plain HTTP routes (`/health`, `/metrics`, ...) are not gRPC and are never refused.
+//! Called by `serve.rs` (the layer) and `kv.rs` (the Range check).
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use tonic::Status;
+
+use crate::proto::etcdserverpb as pb;
+use crate::server::{EtcdServer, ServerError};
+
+/// gRPC paths a learner serves (Range subject to [`check_range`]).
+const LEARNER_PATHS: [&str; 2] = ["/etcdserverpb.KV/Range", "/etcdserverpb.Maintenance/Status"];
+
+/// Path prefixes of the gRPC services the rule covers.
+const GRPC_PREFIXES: [&str; 2] = ["/etcdserverpb.", "/grpc.health.v1."];
+
+/// Whether a learner refuses a call to `path`.
+fn refused_path(path: &str) -> bool {
+    GRPC_PREFIXES.iter().any(|p| path.starts_with(p)) && !LEARNER_PATHS.contains(&path)
+}
+
+/// The middleware: on a learner, answers a refused path with the gRPC error at once.
+pub async fn refuse_on_learner(
+    State(server): State<EtcdServer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if server.is_learner() && refused_path(req.uri().path()) {
+        let status: Status = ServerError::NotSupportedForLearner.into();
+        return status.into_http();
+    }
+    next.run(req).await
+}
+
+/// The Range half of the rule: a learner serves only serializable reads.
+pub fn check_range(server: &EtcdServer, req: &pb::RangeRequest) -> Result<(), Status> {
+    if server.is_learner() && !req.serializable {
+        return Err(ServerError::NotSupportedForLearner.into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_path;
+
+    #[test]
+    fn learners_serve_status_and_range_only() {
+        assert!(!refused_path("/etcdserverpb.Maintenance/Status"));
+        assert!(!refused_path("/etcdserverpb.KV/Range"));
+        assert!(!refused_path("/health"));
+        assert!(!refused_path("/metrics"));
+        for path in [
+            "/etcdserverpb.KV/Put",
+            "/etcdserverpb.Watch/Watch",
+            "/etcdserverpb.Lease/LeaseKeepAlive",
+            "/etcdserverpb.Cluster/MemberList",
+            "/etcdserverpb.Cluster/MemberPromote",
+            "/etcdserverpb.Maintenance/Snapshot",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            assert!(refused_path(path), "{path}");
+        }
+    }
+}
