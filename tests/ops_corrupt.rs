@@ -25,28 +25,14 @@ use ::raftkv::mvcc::{
 };
 use support::binary::require_raftkv;
 use support::cluster::POLL_INTERVAL;
+use support::http::get as http_get;
 use support::{json, Cluster, ClusterOptions, ServerBinary};
 
 const CORRUPT: &str = "etcdserver: corrupt cluster";
 const INCONSISTENT: &str = "found data inconsistency with peers";
 
-fn poll(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(POLL_INTERVAL);
-    }
-}
-
-fn http_get(client_url: &str, path: &str) -> String {
-    let addr = client_url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    use std::io::{Read, Write};
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).unwrap();
-    out
+fn poll(what: &str, ok: impl FnMut() -> bool) {
+    support::poll_until(what, Duration::from_secs(30), ok);
 }
 
 /// Rewrites every stored version of `key` in the stopped member's backend to a new value of

@@ -18,13 +18,13 @@
 //! it saw acknowledged must be readable on every remaining member at the end.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{etcdctl, Cluster, ClusterOptions, ServerBinary};
+use support::{etcdctl, Cluster, ClusterOptions, ServerBinary, ServerKind};
 
 const LEADER_DEADLINE: Duration = Duration::from_secs(20);
 const PROMOTE_DEADLINE: Duration = Duration::from_secs(60);
@@ -32,6 +32,8 @@ const PROMOTE_DEADLINE: Duration = Duration::from_secs(60);
 /// Puts `w/<n>` = `v<n>` through `endpoints` until stopped; returns what was acknowledged.
 struct Writer {
     stop: Arc<AtomicBool>,
+    /// Writes acknowledged so far (read while the writer runs).
+    acked: Arc<AtomicUsize>,
     handle: JoinHandle<BTreeMap<String, String>>,
 }
 
@@ -39,6 +41,8 @@ impl Writer {
     fn start(endpoints: String) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let acked_count = Arc::new(AtomicUsize::new(0));
+        let count = acked_count.clone();
         let handle = std::thread::spawn(move || {
             let mut acked = BTreeMap::new();
             let mut n = 0u64;
@@ -47,12 +51,24 @@ impl Writer {
                 let args = ["--command-timeout=5s", "put", key.as_str(), value.as_str()];
                 if etcdctl::run(&endpoints, &args, None).success() {
                     acked.insert(key, value);
+                    count.fetch_add(1, Ordering::SeqCst);
                 }
                 n += 1;
             }
             acked
         });
-        Writer { stop, handle }
+        Writer {
+            stop,
+            acked: acked_count,
+            handle,
+        }
+    }
+
+    /// Waits until at least `n` writes have been acknowledged.
+    fn wait_acked(&self, n: usize) {
+        support::poll_until(&format!("{n} acknowledged writes"), LEADER_DEADLINE, || {
+            self.acked.load(Ordering::SeqCst) >= n
+        });
     }
 
     fn finish(self) -> BTreeMap<String, String> {
@@ -180,11 +196,7 @@ fn remove_the_leader_while_writing(binary: &ServerBinary) {
     let mut c = Cluster::start(binary, &opts);
     let leader = c.wait_leader(LEADER_DEADLINE);
     let writer = Writer::start(c.endpoints());
-    // Let some writes land first.
-    let until = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    writer.wait_acked(10);
     eprintln!("phase: m{leader} (the leader) removes itself");
     let id = c.member_id(leader);
     let out = c.ctl_reconfig(leader, &["member", "remove", &format!("{id:x}")]);
@@ -263,6 +275,20 @@ fn replace_a_member_that_lost_its_disk(binary: &ServerBinary) {
     let keys = bulk.stdout.lines().filter(|l| !l.is_empty()).count();
     assert_eq!(keys, 250, "the new member holds every bulk key");
     assert_eq!(member_lines(&c, lost).len(), 3);
+    if binary.kind == ServerKind::Raftkv {
+        // raftkv compacts its log at the snapshot, so the newcomer must have installed the
+        // leader's image (etcd keeps 5000 entries for catch-up and sends entries instead).
+        let metrics = support::http::body_http10(&c.member(lost).client_url, "/metrics")
+            .expect("/metrics of the new member");
+        let installs = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("etcd_snap_db_save_total_duration_seconds_count "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        assert!(
+            installs.is_some_and(|n| n >= 1.0),
+            "the new member installed no snapshot: {installs:?}"
+        );
+    }
 }
 
 fn update_the_peer_urls_of_a_member(binary: &ServerBinary) {

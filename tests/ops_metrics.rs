@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 mod support;
 use support::binary::{require_etcd, require_raftkv};
 use support::cluster::POLL_INTERVAL;
+use support::http::body_http10 as http_get;
 use support::{json, Cluster, ClusterOptions, ServerBinary};
 
 mod server_support;
@@ -132,19 +133,6 @@ impl Scrape {
             .filter(|(n, l, _)| n == name && l.contains(labels))
             .fold(0.0, |sum, (_, _, v)| sum + v)
     }
-}
-
-/// `GET path` over HTTP/1.0 (so that no server answers chunked); the body.
-fn http_get(client_url: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let addr = client_url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    stream.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    stream.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.").then(|| body.to_string())
 }
 
 /// What member `i`'s scrape must show; `Err` names the first thing that does not hold yet.

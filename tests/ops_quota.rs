@@ -4,32 +4,17 @@
 //! compaction + defrag on every member + `alarm disarm` bring writes back, and nothing
 //! written before is lost. Also `/health` fails on the alarm unless `exclude=NOSPACE`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod support;
-use support::cluster::POLL_INTERVAL;
+use support::http::get as http_get;
 use support::{json, Cluster, ClusterOptions, ServerBinary};
 
 const QUOTA_BYTES: u64 = 3_000_000;
 const NOSPACE: &str = "etcdserver: mvcc: database space exceeded";
 
-fn poll(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(POLL_INTERVAL);
-    }
-}
-
-fn http_get(client_url: &str, path: &str) -> String {
-    let addr = client_url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    use std::io::{Read, Write};
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).unwrap();
-    out
+fn poll(what: &str, ok: impl FnMut() -> bool) {
+    support::poll_until(what, Duration::from_secs(20), ok);
 }
 
 fn quota_drill(binary: &ServerBinary) {

@@ -15,6 +15,9 @@ use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::server::{EtcdServer, ServerError};
 
+/// Metadata key marking a MemberPromote relayed by a follower to the leader.
+const FORWARDED: &str = "raftkv-forwarded";
+
 /// The Cluster service over one member.
 pub struct ClusterService {
     server: EtcdServer,
@@ -80,12 +83,20 @@ impl Cluster for ClusterService {
         &self,
         req: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        let forwarded = req.metadata().contains_key(FORWARDED);
         let req = req.into_inner();
         match self.server.member_promote(req.id).await {
             Ok(resp) => Ok(Response::new(resp)),
-            Err(ServerError::NotLeader) => {
+            // One hop only: a member that was sent the request as the leader and is not
+            // (any more) answers `not leader` rather than passing it on again.
+            Err(ServerError::NotLeader) if !forwarded => {
                 let mut client = ClusterClient::new(self.leader.channel(&self.server).await?);
-                client.member_promote(req).await
+                let mut relayed = Request::new(req);
+                relayed
+                    .metadata_mut()
+                    .insert(FORWARDED, "1".parse().expect("ascii"));
+                relayed.set_timeout(self.server.request_timeout());
+                client.member_promote(relayed).await
             }
             Err(e) => Err(e.into()),
         }

@@ -14,6 +14,7 @@ use super::alarms::AlarmSet;
 use super::convert;
 use super::lease_apply::{self, PendingAttachments};
 use super::members;
+use super::reconfig::conf_change_applies;
 use super::shared::Applied;
 use super::transport::Transport;
 use super::{Metrics, ServerError};
@@ -75,9 +76,13 @@ pub fn apply_entries<B: Backend>(
     };
     if last <= applied_before {
         for e in entries.iter().filter(|e| e.kind == EntryKind::ConfChange) {
-            // Already in the store; Raft still needs to hear about it.
+            // Already in the store; Raft still needs to hear about it (unless it already
+            // reflects it, or the change was refused when first applied).
             if let Some(cc) = decode_conf_change(e) {
-                cx.raw.apply_conf_change(&cc);
+                let promote = is_promote(&cc);
+                if conf_change_applies(&cx.raw.conf_state(), &cc, promote).is_ok() {
+                    cx.raw.apply_conf_change(&cc);
+                }
             }
         }
         return Ok(out);
@@ -93,6 +98,16 @@ pub fn apply_entries<B: Backend>(
                 let Some(cc) = decode_conf_change(e) else {
                     continue;
                 };
+                if let Err(refused) =
+                    conf_change_applies(&cx.raw.conf_state(), &cc, is_promote(&cc))
+                {
+                    tracing::warn!(index = e.index.0, node = %cc.node, %refused, "conf change refused when applied");
+                    if fresh {
+                        let request_id = member_context(&cc).request_id;
+                        out.results.push((request_id, e.data.clone(), Err(refused)));
+                    }
+                    continue;
+                }
                 let cs = cx.raw.apply_conf_change(&cc);
                 if fresh {
                     members::put_conf_state(&mut batch, &cs);
@@ -166,6 +181,11 @@ impl Peers<'_> {
             self.transport.set_peer(NodeId(id), urls.to_vec());
         }
     }
+}
+
+/// A promotion is an `AddVoter` without peer URLs (an add carries the new member's).
+fn is_promote(cc: &ConfChange) -> bool {
+    cc.kind == ConfChangeKind::AddVoter && member_context(cc).peer_urls.is_empty()
 }
 
 /// The context of a logged conf change (empty for one written before contexts existed).

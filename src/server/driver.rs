@@ -351,10 +351,13 @@ impl Driver {
         if promote {
             let status = self.raw.status();
             let me = self.raw.id();
-            let (Some(learner), Some(leader)) =
-                (status.progress.get(&cc.node), status.progress.get(&me))
-            else {
+            let Some(leader) = status.progress.get(&me) else {
                 let _ = waiter.send(Err(ServerError::NotLeader));
+                return;
+            };
+            let Some(learner) = status.progress.get(&cc.node) else {
+                // The leader tracks every member: this one is gone (a racing removal).
+                let _ = waiter.send(Err(ServerError::MemberNotFound));
                 return;
             };
             let ready =
@@ -420,7 +423,7 @@ impl Driver {
         }
     }
 
-    fn on_removed(&mut self) {
+    pub(super) fn on_removed(&mut self) {
         if self.stop_at.is_none() {
             tracing::warn!(
                 member = self.shared.member_id,

@@ -73,6 +73,10 @@ pub enum ServerError {
     /// A membership request names an unknown member (NotFound).
     #[error("etcdserver: member not found")]
     MemberNotFound,
+    /// A logged MemberAdd names an id that is already a member (FailedPrecondition); only
+    /// two racing adds can get there.
+    #[error("etcdserver: member ID already exist")]
+    MemberIdExists,
     /// MemberPromote of a voter (FailedPrecondition).
     #[error("etcdserver: can only promote a learner member")]
     MemberNotLearner,
@@ -111,6 +115,7 @@ impl ServerError {
             }
             PeerUrlExists
             | MemberNotLearner
+            | MemberIdExists
             | LearnerNotReady
             | TooManyLearners
             | NotEnoughStartedMembers => tonic::Code::FailedPrecondition,

@@ -23,9 +23,16 @@ pub const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 const REVOKES_PER_CHECK_MAX: usize = 500;
 
 impl Driver {
+    fn corrupt(&self) -> bool {
+        let alarms = self.shared.alarms.read().unwrap_or_else(|e| e.into_inner());
+        alarms.has(pb::AlarmType::Corrupt)
+    }
+
     /// Promotes/demotes the lessor with leadership and proposes revokes of expired leases.
     pub(super) fn lease_housekeeping(&mut self, now: Instant) {
         let leading = self.raw.leader() == Some(self.raw.id());
+        // Read before the lessor is locked: the two locks are never held together.
+        let corrupt = self.corrupt();
         let expired = {
             let mut lessor = self.shared.lessor.lock().expect("lessor lock poisoned");
             match (leading, lessor.is_primary()) {
@@ -36,7 +43,9 @@ impl Driver {
                 (false, true) => lessor.demote(),
                 _ => {}
             }
-            if !leading {
+            if !leading || corrupt {
+                // Under CORRUPT nothing may change the store: etcd's corrupt applier
+                // refuses lease revokes too, so expired leases keep their keys.
                 return;
             }
             let retry = 3 * self.shared.cfg.election_timeout;

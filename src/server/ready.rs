@@ -175,10 +175,13 @@ impl Driver {
         if let Some(meta) = members::load(&store)? {
             drop(store);
             for m in meta.members.values() {
-                if m.id != self.shared.member_id && !self.members.contains_key(&m.id) {
+                // New peers, and known ones whose URLs a MemberUpdate inside the image moved.
+                let known = self.members.get(&m.id).map(|k| &k.peer_ur_ls);
+                if m.id != self.shared.member_id && known != Some(&m.peer_ur_ls) {
                     self.transport.set_peer(NodeId(m.id), m.peer_ur_ls.clone());
                 }
             }
+            let removed_self = meta.removed.contains(&self.shared.member_id);
             for id in self
                 .members
                 .keys()
@@ -193,6 +196,10 @@ impl Driver {
                 .expect("removed lock poisoned") = meta.removed;
             self.members = meta.members;
             *self.shared.members.write().expect("members lock poisoned") = self.members.clone();
+            self.published = self.is_published();
+            if removed_self {
+                self.on_removed();
+            }
         }
         Ok(())
     }

@@ -35,7 +35,7 @@ use super::shared::{Applied, Input};
 use super::{EtcdServer, ServerError};
 use crate::proto::etcdserverpb as pb;
 use crate::proto::raftkvpb::{self, internal_request::Request};
-use crate::raft::{ConfChange, ConfChangeKind, NodeId};
+use crate::raft::{ConfChange, ConfChangeKind, ConfState, NodeId};
 
 /// Learners a cluster may have at once (etcd's `--experimental-max-learners` default).
 pub const LEARNERS_MAX: usize = 1;
@@ -52,6 +52,7 @@ impl EtcdServer {
         peer_urls: Vec<String>,
         is_learner: bool,
     ) -> Result<pb::MemberAddResponse, ServerError> {
+        let _serial = self.shared().reconfig.lock().await;
         let members = self.members_view();
         check_add(&members, &peer_urls, is_learner)?;
         let token = &self.shared().cfg.initial_cluster_token;
@@ -79,6 +80,7 @@ impl EtcdServer {
     /// MemberRemove: proposes removing member `id` (the leader included: it steps down
     /// once the removal is applied). Errors: `MemberNotFound`, `NotEnoughStartedMembers`.
     pub async fn member_remove(&self, id: u64) -> Result<pb::MemberRemoveResponse, ServerError> {
+        let _serial = self.shared().reconfig.lock().await;
         check_remove(&self.members_view(), id)?;
         let members = self
             .propose_conf_change(ConfChangeKind::RemoveNode, id, Vec::new(), false)
@@ -97,6 +99,7 @@ impl EtcdServer {
         if s.leader() != Some(s.member_id) {
             return Err(ServerError::NotLeader);
         }
+        let _serial = s.reconfig.lock().await;
         check_promote(&self.members_view(), id)?;
         let members = self
             .propose_conf_change(ConfChangeKind::AddVoter, id, Vec::new(), true)
@@ -114,6 +117,7 @@ impl EtcdServer {
         id: u64,
         peer_urls: Vec<String>,
     ) -> Result<pb::MemberUpdateResponse, ServerError> {
+        let _serial = self.shared().reconfig.lock().await;
         check_update(&self.members_view(), id, &peer_urls)?;
         let request =
             Request::ClusterMemberPeerUrlsSet(raftkvpb::ClusterMemberPeerUrlsSetRequest {
@@ -179,6 +183,36 @@ impl EtcdServer {
             Applied::Members(members) => Ok(members),
             other => unreachable!("a conf change applied as {other:?}"),
         }
+    }
+}
+
+/// The check a logged conf change passes when it is applied, against Raft's configuration
+/// at that point (etcd re-validates at apply time too): requests checked against a view
+/// that a racing change then altered (a promote and a remove of the same learner, two adds
+/// of one id) are refused here and change nothing. Only rules that hold however far
+/// behind the starting configuration is are used, because a member replaying entries it
+/// already reflects (a joiner that started from the current member list, a restart whose
+/// store is ahead of its log) must skip them, not undo later changes: an add of a present
+/// id, a promote of a non-learner, a remove of an absent id change nothing.
+pub fn conf_change_applies(
+    conf: &ConfState,
+    cc: &ConfChange,
+    promote: bool,
+) -> Result<(), ServerError> {
+    let voter = conf.voters.contains(&cc.node);
+    let learner = conf.learners.contains(&cc.node);
+    match cc.kind {
+        ConfChangeKind::AddVoter if promote => match (voter, learner) {
+            (_, true) => Ok(()),
+            (true, false) => Err(ServerError::MemberNotLearner),
+            (false, false) => Err(ServerError::MemberNotFound),
+        },
+        ConfChangeKind::AddVoter | ConfChangeKind::AddLearner if voter || learner => {
+            Err(ServerError::MemberIdExists)
+        }
+        ConfChangeKind::AddVoter | ConfChangeKind::AddLearner => Ok(()),
+        ConfChangeKind::RemoveNode if voter || learner => Ok(()),
+        ConfChangeKind::RemoveNode => Err(ServerError::MemberNotFound),
     }
 }
 
@@ -352,6 +386,44 @@ pub fn warn_if_even_voters(voters: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_logged_change_applies_only_to_the_configuration_it_was_checked_against() {
+        let conf = ConfState {
+            voters: [NodeId(1), NodeId(2)].into_iter().collect(),
+            learners: [NodeId(3)].into_iter().collect(),
+        };
+        let cc = |kind, node| ConfChange {
+            kind,
+            node: NodeId(node),
+            context: Bytes::new(),
+        };
+        let applies = |kind, node, promote| conf_change_applies(&conf, &cc(kind, node), promote);
+        use ConfChangeKind::*;
+        assert!(applies(AddVoter, 3, true).is_ok(), "promote of the learner");
+        assert!(matches!(
+            applies(AddVoter, 2, true),
+            Err(ServerError::MemberNotLearner)
+        ));
+        // A promote that lost a race with the learner's removal: no phantom voter.
+        assert!(matches!(
+            applies(AddVoter, 9, true),
+            Err(ServerError::MemberNotFound)
+        ));
+        assert!(applies(AddLearner, 9, false).is_ok());
+        assert!(applies(AddVoter, 9, false).is_ok());
+        for present in [1, 3] {
+            assert!(matches!(
+                applies(AddLearner, present, false),
+                Err(ServerError::MemberIdExists)
+            ));
+            assert!(applies(RemoveNode, present, false).is_ok());
+        }
+        assert!(matches!(
+            applies(RemoveNode, 9, false),
+            Err(ServerError::MemberNotFound)
+        ));
+    }
 
     fn member(id: u64, name: &str, url: &str, is_learner: bool) -> (u64, pb::Member) {
         let m = pb::Member {

@@ -135,6 +135,10 @@ pub struct Shared {
     pub removed: AtomicBool,
     /// Ids of members removed at runtime (their peer messages are refused).
     pub removed_members: RwLock<std::collections::BTreeSet<u64>>,
+    /// Held by a membership request from its checks until its change is applied, so that
+    /// requests through this member never check against a view a concurrent one is about
+    /// to change (the apply-time check in `reconfig.rs` covers the rest).
+    pub reconfig: tokio::sync::Mutex<()>,
     /// Backend size as last measured by the driver (about once a second).
     pub db_size_bytes: AtomicU64,
     /// Bytes of live backend entries as last measured (what the quota is checked against).

@@ -16,12 +16,15 @@
 //!   directories; kill -9, stop, restart, readiness and leader queries.
 //! - [`member`]: one server process (command line, log file, child; killed on drop).
 //! - [`etcdctl`]: runs `etcdctl` (API v3) and captures stdout, stderr and the exit code.
+//! - [`http`]: plain HTTP GETs (`/health`, `/readyz`).
+//! - [`poll_until`]: wait for a condition with a deadline.
 //! - [`json`]: the few JSON number lookups the harness needs (no serde in dev-dependencies).
 #![allow(dead_code)]
 
 pub mod binary;
 pub mod cluster;
 pub mod etcdctl;
+pub mod http;
 pub mod json;
 pub mod member;
 
@@ -31,6 +34,19 @@ pub use binary::{ServerBinary, ServerKind};
 pub use cluster::{Cluster, ClusterOptions, MemberStatus};
 #[allow(unused_imports)]
 pub use etcdctl::CtlOutput;
+
+/// Polls `ok` every [`cluster::POLL_INTERVAL`] until it holds; fails the test naming `what`
+/// once `deadline` has passed.
+pub fn poll_until(what: &str, deadline: std::time::Duration, mut ok: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + deadline;
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(cluster::POLL_INTERVAL);
+    }
+}
 
 /// Generates one `#[test]` per server binary for a test body `fn(&ServerBinary)`:
 /// `<name>_etcd` always (skipped loudly when etcd is not installed, failing under `CI=true`)
