@@ -506,6 +506,45 @@ fn a_learner_serves_only_status_and_serializable_reads(binary: &ServerBinary) {
     assert_eq!(on_voter.stdout, "", "a refused write landed");
 }
 
+/// etcd's connectivity check: with one voter of three down, adding a member is refused
+/// with `etcdserver: unhealthy cluster` (the newcomer would join a cluster one failure away
+/// from losing quorum) and so is removing a live voter, while the down voter itself may be
+/// removed; after that, the two left are healthy and an add goes through.
+fn reconfiguration_waits_for_a_healthy_cluster(binary: &ServerBinary) {
+    let opts = ClusterOptions {
+        size: 3,
+        ..ClusterOptions::default()
+    };
+    let mut c = Cluster::start(binary, &opts);
+    let leader = c.wait_leader(LEADER_DEADLINE);
+    let down = (leader + 1) % 3;
+    let live = (leader + 2) % 3;
+    c.kill(down);
+    let unhealthy = "Error: etcdserver: unhealthy cluster";
+    let spare = format!("http://127.0.0.1:{}", support::member::free_ports(1)[0]);
+    let peer_urls = format!("--peer-urls={spare}");
+    // The leader notices the dead voter within a few heartbeats: poll until it refuses.
+    support::poll_until("the add refused as unhealthy", LEADER_DEADLINE, || {
+        let out = c.ctl(leader, &["member", "add", "x", &peer_urls, "--learner"]);
+        assert!(
+            !out.success(),
+            "an add succeeded with a voter down: {out:?}"
+        );
+        out.stderr.contains(unhealthy)
+    });
+    let live_id = format!("{:x}", c.member_id(live));
+    let out = c.ctl(leader, &["member", "remove", &live_id]);
+    assert!(
+        out.stderr.contains(unhealthy),
+        "removed a live voter: {out:?}"
+    );
+    let down_id = format!("{:x}", c.member_id(down));
+    c.ctl_reconfig(leader, &["member", "remove", &down_id])
+        .ok("remove the down voter");
+    let out = c.ctl_reconfig(leader, &["member", "add", "x", &peer_urls, "--learner"]);
+    assert!(out.success(), "add after the cluster healed: {out:?}");
+}
+
 server_tests!(
     grow_one_to_three_through_learners,
     remove_the_leader_while_writing,
@@ -513,4 +552,5 @@ server_tests!(
     refusals_keep_the_member_serving,
     update_the_peer_urls_of_a_member,
     a_learner_serves_only_status_and_serializable_reads,
+    reconfiguration_waits_for_a_healthy_cluster,
 );

@@ -2,11 +2,13 @@
 //! and MemberPromote over [`EtcdServer`] (the checks and the log round live in
 //! `src/server/reconfig.rs`).
 //!
-//! MemberPromote needs the leader's view of the learner's log: a follower answers
-//! `NotLeader` and this file relays the request to the leader's client URL over a
-//! [`LeaderChannel`] (as `lease.rs` does for renewals), returning the leader's answer
-//! unchanged. Nothing else here interprets membership.
+//! MemberAdd, MemberRemove and MemberPromote need the leader's view (how connected the
+//! voters are, how far the learner's log is): a follower answers `NotLeader` and this file
+//! relays the request, once, to the leader's client URL over a [`LeaderChannel`] (as
+//! `lease.rs` does for renewals), returning the leader's answer unchanged. Nothing else
+//! here interprets membership.
 
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::leader::LeaderChannel;
@@ -15,7 +17,7 @@ use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::server::{EtcdServer, ServerError};
 
-/// Metadata key marking a MemberPromote relayed by a follower to the leader.
+/// Metadata key marking a membership request relayed by a follower to the leader.
 const FORWARDED: &str = "raftkv-forwarded";
 
 /// The Cluster service over one member.
@@ -42,21 +44,29 @@ impl Cluster for ClusterService {
         &self,
         req: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        let forwarded = req.metadata().contains_key(FORWARDED);
         let req = req.into_inner();
-        let resp = self
+        let result = self
             .server
-            .member_add(req.peer_ur_ls, req.is_learner)
-            .await?;
-        Ok(Response::new(resp))
+            .member_add(req.peer_ur_ls.clone(), req.is_learner)
+            .await;
+        match self.relay(result, forwarded, req).await? {
+            Relayed::Here(resp) => Ok(Response::new(resp)),
+            Relayed::ToLeader(mut client, req) => client.member_add(*req).await,
+        }
     }
 
     async fn member_remove(
         &self,
         req: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        Ok(Response::new(
-            self.server.member_remove(req.into_inner().id).await?,
-        ))
+        let forwarded = req.metadata().contains_key(FORWARDED);
+        let req = req.into_inner();
+        let result = self.server.member_remove(req.id).await;
+        match self.relay(result, forwarded, req).await? {
+            Relayed::Here(resp) => Ok(Response::new(resp)),
+            Relayed::ToLeader(mut client, req) => client.member_remove(*req).await,
+        }
     }
 
     async fn member_update(
@@ -85,18 +95,41 @@ impl Cluster for ClusterService {
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
         let forwarded = req.metadata().contains_key(FORWARDED);
         let req = req.into_inner();
-        match self.server.member_promote(req.id).await {
-            Ok(resp) => Ok(Response::new(resp)),
-            // One hop only: a member that was sent the request as the leader and is not
-            // (any more) answers `not leader` rather than passing it on again.
+        let result = self.server.member_promote(req.id).await;
+        match self.relay(result, forwarded, req).await? {
+            Relayed::Here(resp) => Ok(Response::new(resp)),
+            Relayed::ToLeader(mut client, req) => client.member_promote(*req).await,
+        }
+    }
+}
+
+/// Where a membership request is answered.
+enum Relayed<R, T> {
+    /// By this member.
+    Here(R),
+    /// By the leader: send it `T` (marked as relayed, with the request timeout).
+    ToLeader(Box<ClusterClient<Channel>>, Box<Request<T>>),
+}
+
+impl ClusterService {
+    /// One hop only: a member that was sent the request as the leader and is not (any
+    /// more) answers `not leader` rather than passing it on again.
+    async fn relay<R, T>(
+        &self,
+        result: Result<R, ServerError>,
+        forwarded: bool,
+        req: T,
+    ) -> Result<Relayed<R, T>, Status> {
+        match result {
+            Ok(resp) => Ok(Relayed::Here(resp)),
             Err(ServerError::NotLeader) if !forwarded => {
-                let mut client = ClusterClient::new(self.leader.channel(&self.server).await?);
+                let client = ClusterClient::new(self.leader.channel(&self.server).await?);
                 let mut relayed = Request::new(req);
                 relayed
                     .metadata_mut()
                     .insert(FORWARDED, "1".parse().expect("ascii"));
                 relayed.set_timeout(self.server.request_timeout());
-                client.member_promote(relayed).await
+                Ok(Relayed::ToLeader(Box::new(client), Box::new(relayed)))
             }
             Err(e) => Err(e.into()),
         }

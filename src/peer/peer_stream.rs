@@ -188,6 +188,7 @@ impl PeerStream {
         }
         PeerCounters::add(&self.counters.messages_dropped, dropped);
         PeerCounters::add(&self.counters.failures, 1);
+        *self.active_since() = None;
         // The queued messages and the one being sent never reached the wire.
         self.metrics.send_failed(self.id, dropped + 1);
         if !self.inactive && self.connected_once {
@@ -205,7 +206,15 @@ impl PeerStream {
         inbox.report_unreachable(self.id);
     }
 
+    fn active_since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.counters
+            .active_since
+            .lock()
+            .expect("active_since lock poisoned")
+    }
+
     fn became_active(&mut self, url: &str) {
+        self.active_since().get_or_insert_with(Instant::now);
         if self.inactive || !self.connected_once {
             tracing::info!(peer = %self.id, url, "peer became active");
         }

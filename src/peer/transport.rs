@@ -84,6 +84,8 @@ pub(super) struct PeerCounters {
     pub(super) batches_sent: AtomicU64,
     pub(super) messages_dropped: AtomicU64,
     pub(super) failures: AtomicU64,
+    /// When the current unbroken connection came up (None while down).
+    pub(super) active_since: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl PeerCounters {
@@ -273,6 +275,21 @@ impl Transport for GrpcTransport {
             old.task.abort();
         }
         tracing::info!(peer = %id, "peer configured");
+    }
+
+    fn active_since(&self, id: NodeId) -> Option<std::time::Instant> {
+        let counters = self
+            .peers
+            .lock()
+            .expect("peers lock poisoned")
+            .get(&id)?
+            .counters
+            .clone();
+        let since = *counters
+            .active_since
+            .lock()
+            .expect("active_since lock poisoned");
+        since
     }
 
     fn remove_peer(&self, id: NodeId) {

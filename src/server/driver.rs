@@ -348,13 +348,21 @@ impl Driver {
         promote: bool,
         waiter: ApplyWaiter,
     ) {
+        let status = self.raw.status();
+        let me = self.raw.id();
+        let Some(leader) = status.progress.get(&me) else {
+            // Only the leader knows how connected and how caught up the members are.
+            let _ = waiter.send(Err(ServerError::NotLeader));
+            return;
+        };
+        let conf = self.raw.conf_state();
+        let since = |id| self.transport.active_since(id);
+        let now = Instant::now();
+        if let Err(e) = super::reconfig::check_connected(&conf, me, &cc, promote, since, now) {
+            let _ = waiter.send(Err(e));
+            return;
+        }
         if promote {
-            let status = self.raw.status();
-            let me = self.raw.id();
-            let Some(leader) = status.progress.get(&me) else {
-                let _ = waiter.send(Err(ServerError::NotLeader));
-                return;
-            };
             let Some(learner) = status.progress.get(&cc.node) else {
                 // The leader tracks every member: this one is gone (a racing removal).
                 let _ = waiter.send(Err(ServerError::MemberNotFound));

@@ -73,6 +73,10 @@ pub enum ServerError {
     /// A membership request names an unknown member (NotFound).
     #[error("etcdserver: member not found")]
     MemberNotFound,
+    /// The strict reconfiguration check found a voter not connected to the leader for the
+    /// last 5 s (Unavailable; etcd's `ErrUnhealthy`).
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
     /// A logged MemberAdd names an id that is already a member (FailedPrecondition); only
     /// two racing adds can get there.
     #[error("etcdserver: member ID already exist")]
@@ -107,7 +111,7 @@ impl ServerError {
     pub fn code(&self) -> tonic::Code {
         use ServerError::*;
         match self {
-            NoLeader | Timeout | LeaderChanged | Stopped | LeaderTransferTimeout => {
+            NoLeader | Timeout | LeaderChanged | Stopped | LeaderTransferTimeout | Unhealthy => {
                 tonic::Code::Unavailable
             }
             NotLeader | BadLeaderTransferee | NotSupportedForLearner => {

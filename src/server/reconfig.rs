@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -216,13 +216,59 @@ pub fn conf_change_applies(
     }
 }
 
-/// Whether `url` is a peer URL raftkv can dial: `http://host:port`, nothing after the
-/// port but an optional `/`.
+/// How long a voter must have been connected to the leader before a membership change
+/// counts it as healthy (etcd's `HealthInterval`).
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// etcd's connectivity half of the strict reconfiguration check, run on the leader with
+/// its transport's view (`connected_since`): an add (voter or learner) needs every voter
+/// connected for [`HEALTH_INTERVAL`]; removing a voter needs, without it, a quorum of
+/// voters so connected (a voter that is down may always be removed: it is not part of the
+/// active quorum). Promotions and learner removals are not checked, as in etcd. Example:
+/// voters {1 (leader), 2, 3} with 3 down: adding a member is refused (`unhealthy
+/// cluster`), removing 3 is allowed, removing 2 is refused (1 of 2 would be left).
+pub fn check_connected(
+    conf: &ConfState,
+    local: NodeId,
+    cc: &ConfChange,
+    promote: bool,
+    connected_since: impl Fn(NodeId) -> Option<Instant>,
+    now: Instant,
+) -> Result<(), ServerError> {
+    let healthy = |id: NodeId| {
+        id == local
+            || connected_since(id)
+                .is_some_and(|t| now.saturating_duration_since(t) >= HEALTH_INTERVAL)
+    };
+    let ok = match cc.kind {
+        _ if promote => true,
+        ConfChangeKind::AddVoter | ConfChangeKind::AddLearner => {
+            conf.voters.iter().all(|&v| healthy(v))
+        }
+        ConfChangeKind::RemoveNode => {
+            let down = cc.node != local && connected_since(cc.node).is_none();
+            if conf.learners.contains(&cc.node) || down {
+                true
+            } else {
+                let active = conf.voters.iter().filter(|&&v| healthy(v)).count();
+                active.saturating_sub(1) >= quorum(conf.voters.len().saturating_sub(1))
+            }
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ServerError::Unhealthy)
+    }
+}
+
+/// Whether `url` is a peer URL raftkv can dial: `http://host:port` and nothing after the
+/// port, not even `/` (etcd's `types.NewURLs` refuses any path). `https://` is refused
+/// too, unlike etcd, because raftkv's peers speak plain HTTP/2.
 pub fn valid_peer_url(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
         return false;
     };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
     let Some((host, port)) = rest.rsplit_once(':') else {
         return false;
     };
@@ -443,8 +489,9 @@ mod tests {
     #[test]
     fn peer_urls_must_be_http_host_port() {
         assert!(valid_peer_url("http://127.0.0.1:2380"));
-        assert!(valid_peer_url("http://node-1:2380/"));
+        assert!(valid_peer_url("http://node-1:2380"));
         for bad in [
+            "http://node-1:2380/",
             "foo",
             "http://:2380",
             "http://a",

@@ -24,6 +24,13 @@ pub trait Transport: Send + Sync + 'static {
     fn set_peer(&self, id: NodeId, peer_urls: Vec<String>);
     /// Membership: forget peer `id` (drop its queue and connection).
     fn remove_peer(&self, id: NodeId);
+    /// Since when the connection to peer `id` has been up without a failure (None: down,
+    /// or never dialled). The strict reconfiguration check asks it, on the leader, as etcd
+    /// asks its transport. Transports that do not track connections (in-memory test
+    /// networks) report every peer as connected long enough.
+    fn active_since(&self, _id: NodeId) -> Option<std::time::Instant> {
+        std::time::Instant::now().checked_sub(super::reconfig::HEALTH_INTERVAL)
+    }
 }
 
 /// Incoming peer traffic, implemented by the server (see [`super::EtcdServer::inbox`]).
