@@ -26,7 +26,7 @@ use ::raftkv::mvcc::{
 use support::binary::require_raftkv;
 use support::cluster::POLL_INTERVAL;
 use support::http::get as http_get;
-use support::{json, Cluster, ClusterOptions, ServerBinary};
+use support::{json, Cluster, ClusterOptions, ServerBinary, ServerKind};
 
 const CORRUPT: &str = "etcdserver: corrupt cluster";
 const INCONSISTENT: &str = "found data inconsistency with peers";
@@ -223,6 +223,19 @@ fn healthy_members_pass_both_checks(binary: &ServerBinary) {
     for i in 0..3 {
         c.stop(i);
         c.restart(i);
+        if binary.kind == ServerKind::Raftkv {
+            // It compared with both running peers, not skipped them.
+            let log = c.log_tail(i, 100_000);
+            let passed = log
+                .lines()
+                .rev()
+                .find(|l| l.contains("initial corruption checking passed"))
+                .unwrap_or_default();
+            assert!(
+                passed.contains("number_of_peers_checked=2"),
+                "m{i}: the initial check compared with fewer than 2 peers: {passed:?}"
+            );
+        }
     }
     eprintln!("phase 3: the whole cluster restarts at once; no member waits forever");
     for i in 0..3 {

@@ -186,6 +186,13 @@ fn grow_one_to_three_through_learners(binary: &ServerBinary) {
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines.iter().all(|l| l.ends_with(", false")), "{lines:?}");
     assert_acked_everywhere(&c, &[0, 1, 2], &acked);
+
+    eprintln!("phase: a member that joined restarts from its own data dir");
+    c.stop(1);
+    c.restart(1);
+    assert_acked_everywhere(&c, &[1], &acked);
+    c.ctl(1, &["put", "after-restart", "x"])
+        .ok("write through the restarted member");
 }
 
 fn remove_the_leader_while_writing(binary: &ServerBinary) {

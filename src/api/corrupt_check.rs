@@ -43,8 +43,13 @@ pub async fn initial_corrupt_check(server: &EtcdServer) -> Result<(), String> {
     if initial_mismatches(&local, &peers) > 0 {
         return Err(format!("{me} found data inconsistency with peers"));
     }
+    let compared = peers
+        .iter()
+        .filter(|p| matches!(p.answer, PeerAnswer::Hash { .. }))
+        .count();
     tracing::info!(
         local_member_id = %me,
+        number_of_peers_checked = compared,
         "initial corruption checking passed; no corruption"
     );
     Ok(())

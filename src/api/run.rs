@@ -99,6 +99,9 @@ pub async fn run(settings: Settings, stop: impl Future<Output = ()>) -> Result<(
     } else {
         None
     };
+    // A member joining now has no data of its own to check yet (etcd skips the initial
+    // check for a member that is not initialized).
+    let joining = existing.is_some();
     let server = tokio::task::block_in_place(|| {
         EtcdServer::start_joining(cfg, transport.clone(), existing)
     })?;
@@ -106,7 +109,9 @@ pub async fn run(settings: Settings, stop: impl Future<Output = ()>) -> Result<(
     if let Some(policy) = settings.auto_compaction {
         crate::server::spawn_auto_compactor(server.clone(), policy);
     }
-    if settings.initial_corrupt_check {
+    if settings.initial_corrupt_check && joining {
+        tracing::info!("skipping the initial corruption check: this member is joining");
+    } else if settings.initial_corrupt_check {
         if let Err(e) = initial_corrupt_check(&server).await {
             tokio::task::block_in_place(|| server.stop());
             return Err(RunError::InitialCorruptCheck(e));
