@@ -19,10 +19,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod support;
-use ::raftkv::mvcc::backend::WriteBatch;
-use ::raftkv::mvcc::{
-    decode_key_value, encode_key_value, Backend, Bucket, SledBackend, SledConfig,
-};
 use support::binary::require_raftkv;
 use support::cluster::POLL_INTERVAL;
 use support::http::get as http_get;
@@ -35,25 +31,20 @@ fn poll(what: &str, ok: impl FnMut() -> bool) {
     support::poll_until(what, Duration::from_secs(30), ok);
 }
 
-/// Rewrites every stored version of `key` in the stopped member's backend to a new value of
-/// the same length, keeping its revisions: what a flipped bit on disk looks like.
+/// Rots every stored version of `key` in the stopped member's backend, keeping its
+/// revisions (`raftkvctl debug rot-value`): what flipped bits on disk look like.
 fn tamper(data_dir: &Path, key: &str) {
-    let db = data_dir.join("member").join("snap").join("db");
-    let backend = SledBackend::open(&db, SledConfig::default()).expect("open the backend");
-    let entries = backend
-        .scan(Bucket::Key, b"", None, 1_000_000)
-        .expect("scan the key bucket");
-    let mut batch = WriteBatch::default();
-    for (raw_key, raw_value) in entries {
-        let mut kv = decode_key_value(&raw_value).expect("a stored key value");
-        if kv.key == key.as_bytes() {
-            kv.value.iter_mut().for_each(|b| *b ^= 0x20);
-            batch.put(Bucket::Key, raw_key, encode_key_value(&kv));
-        }
-    }
-    assert!(!batch.is_empty(), "{key} is not in {}", db.display());
-    backend.write(batch).expect("write the rotten value");
-    backend.sync_durable().expect("sync");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftkvctl"))
+        .args(["debug", "rot-value", "--data-dir"])
+        .arg(data_dir)
+        .arg(key)
+        .output()
+        .expect("run raftkvctl debug rot-value");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("rotted"),
+        "rot-value failed: {out:?}"
+    );
 }
 
 /// Writes a few keys and waits until every member has applied them.
@@ -325,3 +316,40 @@ server_tests!(
     healthy_members_pass_both_checks,
     bad_flag_values_are_refused_alike
 );
+
+/// The drill tool refuses a data dir without a store and a key with no stored version, and
+/// changes nothing then.
+#[test]
+fn rot_value_refuses_what_it_cannot_rot() {
+    let Some(binary) = require_raftkv() else {
+        return;
+    };
+    let rot = |dir: &Path, key: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_raftkvctl"))
+            .args(["debug", "rot-value", "--data-dir"])
+            .arg(dir)
+            .arg(key)
+            .output()
+            .expect("run raftkvctl")
+    };
+    let empty = tempfile::tempdir().unwrap();
+    let out = rot(empty.path(), "k");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no store at"),
+        "{err}"
+    );
+
+    let mut c = Cluster::start(&binary, &ClusterOptions::default());
+    c.ctl(0, &["put", "k", "v"]).ok("put");
+    c.stop(0);
+    let out = rot(&c.member(0).data_dir, "absent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("has no stored version"),
+        "{err}"
+    );
+    c.restart(0);
+    let got = c.ctl(0, &["get", "k", "--print-value-only"]).ok("get");
+    assert_eq!(got.out().trim(), "v", "a refused rot changed the value");
+}

@@ -78,6 +78,9 @@ pub enum Command {
     /// Snapshot files: save (from a member), status, restore, verify (offline).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Rehearsal tools that damage a stopped member on purpose.
+    #[command(subcommand)]
+    Debug(DebugCommand),
 }
 
 /// `raftkvctl snapshot ...` (etcdctl's `save` and etcdutl's offline commands, for raftkv's
@@ -103,6 +106,20 @@ pub enum SnapshotCommand {
     Verify {
         /// The snapshot file.
         file: PathBuf,
+    },
+}
+
+/// `raftkvctl debug ...`: for drills only.
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Flip bits in every stored version of KEY's value in a STOPPED member's data dir, with
+    /// no new revision (simulated bit rot, to rehearse the corruption checks).
+    RotValue {
+        /// The member's `--data-dir` (the member must be stopped).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The key whose values rot.
+        key: String,
     },
 }
 

@@ -75,6 +75,9 @@ pub enum CtlError {
     /// truncated, the data dir exists, the flags disagree, or the disk failed.
     #[error("{0}")]
     Snapshot(String),
+    /// `debug rot-value` failed (no store there, the key is absent, the member runs).
+    #[error("{0}")]
+    Debug(String),
     /// Benchmark parameters that cannot work (e.g. keys too short for the key space).
     #[error("invalid benchmark: {0}")]
     InvalidBench(String),

@@ -26,7 +26,7 @@ pub mod supervisor;
 pub use args::{Cli, Command};
 pub use error::CtlError;
 
-use args::ClusterCommand;
+use args::{ClusterCommand, DebugCommand};
 
 /// Runs one `raftkvctl` command, printing its output to stdout.
 pub async fn run(cli: Cli) -> Result<(), CtlError> {
@@ -65,6 +65,14 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Cluster(ClusterCommand::Start(args)) => supervisor::run(args).await?,
         Command::Bench(args) => print!("{}", bench::run(args, endpoints, dial, request).await?),
         Command::Snapshot(command) => snapshot::run(command, endpoints, dial).await?,
+        Command::Debug(DebugCommand::RotValue { data_dir, key }) => {
+            let changed = crate::server::rot_value(data_dir, key.as_bytes())
+                .map_err(|e| CtlError::Debug(e.to_string()))?;
+            println!(
+                "rotted {changed} stored version(s) of {key:?} in {}",
+                data_dir.display()
+            );
+        }
     }
     Ok(())
 }
