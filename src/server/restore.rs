@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use super::alarms::AlarmSet;
 use super::members;
 use super::snapshot_file::{open_image, RehashReader};
-use super::storage::{db_dir, wal_dir};
+use super::storage::{db_dir, mark_bootstrapped, wal_dir};
 use super::{ServerConfig, ServerError};
 use crate::mvcc::{import_snapshot, KvHash, SledBackend, SledConfig};
 use crate::raft::{HardState, Index, SnapshotMetadata, Term};
@@ -201,6 +201,7 @@ fn restore_into(
         batch.commit(applied)?;
     }
     members::bootstrap(&mut store, &meta)?;
+    mark_bootstrapped(&opts.data_dir)?;
     let member_id = members::local_id(&cfg, &meta)?;
     let applied_index = store.applied_index();
     let revision = store.current_revision();

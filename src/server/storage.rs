@@ -45,9 +45,27 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> ServerError {
     ServerError::Storage(format!("{what}: {e}"))
 }
 
+/// The file that says the store of `data_dir` holds its cluster records: written once they
+/// are durable, so a start that crashed before (the store directory exists, the records do
+/// not) still counts as fresh and a joining member fetches the member list again.
+fn bootstrapped_marker(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("member").join("snap").join("bootstrapped")
+}
+
+/// Records that the store of `data_dir` now holds its cluster records (see
+/// [`bootstrapped_marker`]); call after `members::bootstrap`.
+pub fn mark_bootstrapped(data_dir: &Path) -> Result<(), ServerError> {
+    let marker = bootstrapped_marker(data_dir);
+    std::fs::write(&marker, b"raftkv\n").map_err(|e| io_err("writing the bootstrap marker", e))?;
+    let dir = marker.parent().expect("the marker has a parent");
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err("syncing the bootstrap marker", e))
+}
+
 /// Whether `data_dir` holds no member yet (a join must first learn the cluster).
 pub fn is_fresh(data_dir: &Path) -> bool {
-    !db_dir(data_dir).exists()
+    !bootstrapped_marker(data_dir).exists()
 }
 
 /// The records a data dir without any starts from: `--initial-cluster` for a new
@@ -86,10 +104,17 @@ pub fn open(cfg: &ServerConfig, existing: Option<&ExistingCluster>) -> Result<Op
     let mut store = Store::open(backend)?;
     let (wal, recovered) = Wal::open(FsDisk, wal_dir(&cfg.data_dir), WalOptions::default())?;
     let meta = match members::load(&store)? {
-        Some(meta) => meta,
+        Some(meta) => {
+            if is_fresh(&cfg.data_dir) {
+                // Records written, marker not (a crash in between): finish the job.
+                mark_bootstrapped(&cfg.data_dir)?;
+            }
+            meta
+        }
         None => {
             let meta = first_meta(cfg, existing)?;
             members::bootstrap(&mut store, &meta)?;
+            mark_bootstrapped(&cfg.data_dir)?;
             meta
         }
     };
