@@ -192,31 +192,31 @@ pub struct BenchArgs {
     pub workload: Workload,
 
     /// Concurrent clients (each has one request in flight; for `watch`, the watchers).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, global = true, default_value_t = 100)]
     pub clients: usize,
 
     /// gRPC connections the clients share (round-robin).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, global = true, default_value_t = 10)]
     pub conns: usize,
 
     /// Total requests over all clients.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, global = true, default_value_t = 10_000)]
     pub total: u64,
 
     /// Key size in bytes (keys are zero-padded decimal numbers).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, global = true, default_value_t = 8)]
     pub key_size: usize,
 
     /// Value size in bytes.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, global = true, default_value_t = 256)]
     pub val_size: usize,
 
     /// Keys are drawn uniformly from this many distinct keys.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, global = true, default_value_t = 100_000)]
     pub key_space: u64,
 
     /// Seed for the key choice (printed, so a run can be repeated).
-    #[arg(long, env = "SEED")]
+    #[arg(long, global = true, env = "SEED")]
     pub seed: Option<u64>,
 }
 
@@ -288,6 +288,19 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn bench_options_go_before_or_after_the_workload() {
+        use clap::Parser;
+        let total = |args: &[&str]| match Cli::try_parse_from(args).expect("parses").command {
+            Command::Bench(b) => (b.total, b.clients),
+            other => panic!("not a bench: {other:?}"),
+        };
+        let before = total(&["raftkvctl", "bench", "--total", "7", "--clients", "3", "put"]);
+        let after = total(&["raftkvctl", "bench", "put", "--total", "7", "--clients", "3"]);
+        assert_eq!(before, (7, 3));
+        assert_eq!(after, before);
     }
 
     #[test]
