@@ -297,8 +297,24 @@ mod tests {
             Command::Bench(b) => (b.total, b.clients),
             other => panic!("not a bench: {other:?}"),
         };
-        let before = total(&["raftkvctl", "bench", "--total", "7", "--clients", "3", "put"]);
-        let after = total(&["raftkvctl", "bench", "put", "--total", "7", "--clients", "3"]);
+        let before = total(&[
+            "raftkvctl",
+            "bench",
+            "--total",
+            "7",
+            "--clients",
+            "3",
+            "put",
+        ]);
+        let after = total(&[
+            "raftkvctl",
+            "bench",
+            "put",
+            "--total",
+            "7",
+            "--clients",
+            "3",
+        ]);
         assert_eq!(before, (7, 3));
         assert_eq!(after, before);
     }

@@ -44,7 +44,7 @@ pub use backend::mem::MemBackend;
 pub use backend::sled::{SledBackend, SledConfig};
 pub use backend::{Backend, Bucket};
 pub use compaction::{CompactionProgress, COMPACTION_BATCH_KEYS};
-pub use defrag::DefragReport;
+pub use defrag::{DefragCopy, DefragReport};
 pub use error::{GrpcCode, MvccError, Result};
 pub use hash::{KvHash, KvHasher};
 pub use kv::*;

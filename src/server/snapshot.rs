@@ -1,5 +1,6 @@
 //! The server side of `Maintenance.Snapshot`, `HashKV` and `Defragment`: a point-in-time
-//! export of this member's store, its hash, and rewriting its backend.
+//! export of this member's store, its hash, and rewriting its backend, each holding the
+//! store lock only briefly.
 //!
 //! [`EtcdServer::snapshot`] holds the store lock only to start the export (it captures the
 //! revision and the meta bucket); the returned reader then reads the backend on its own,
@@ -9,6 +10,13 @@
 use super::{EtcdServer, ServerError};
 
 use crate::mvcc::{DefragReport, KvHash, SledBackend, SnapshotReader};
+
+/// Unlocked copy passes a defrag makes at most before its locked last pass.
+const DEFRAG_PASSES_MAX: usize = 4;
+
+/// A pass that copied at most this many entries was the last unlocked one: the writes made
+/// meanwhile are few enough to copy with writes waiting.
+const DEFRAG_LOCKED_ENTRIES_MAX: u64 = 5_000;
 
 impl EtcdServer {
     /// Starts streaming a consistent image of this member's store as of now. The image is
@@ -26,12 +34,21 @@ impl EtcdServer {
         Ok(hasher.finish()?)
     }
 
-    /// Rewrites this member's backend (`Store::defrag`), giving the space of compacted
-    /// revisions back to the file system. Blocking: writes to this member wait while it
-    /// runs (etcd also stops applying during a defrag); reads of other members go on.
+    /// Rewrites this member's backend, giving the space of compacted revisions back to
+    /// the file system. The bulk of the copy runs while this member keeps applying writes
+    /// (`DefragCopy::copy_up_to`, in passes until what is left is small); writes wait only
+    /// for the last pass and the switch (`Store::defrag_finish`). Blocking: call it on a
+    /// blocking thread.
     pub fn defragment(&self) -> Result<DefragReport, ServerError> {
+        let mut copy = self.shared().store()?.defrag_begin()?;
+        for _ in 0..DEFRAG_PASSES_MAX {
+            let head = self.shared().store()?.current_revision();
+            if copy.copy_up_to(head)? <= DEFRAG_LOCKED_ENTRIES_MAX {
+                break;
+            }
+        }
         let mut store = self.shared().store()?;
-        let report = store.defrag()?;
+        let report = store.defrag_finish(copy)?;
         let size = store.db_size()?;
         drop(store);
         self.shared().note_db_size(&size);
