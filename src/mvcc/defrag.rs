@@ -132,9 +132,16 @@ impl<B: Backend> Store<B> {
         let size_before_bytes = self.backend.size_bytes()?;
         let delta = copy.copy_up_to(self.current_revision)?;
         let fresh = copy.fresh.take().expect("copy finished twice");
-        copy_range(self.backend.as_ref(), &fresh, Bucket::Meta, b"", None)?;
-        fresh.sync_durable()?;
         drop(copy);
+        let prepared = copy_range(self.backend.as_ref(), &fresh, Bucket::Meta, b"", None)
+            .and_then(|_| fresh.sync_durable());
+        if let Err(e) = prepared {
+            // Out of space, most likely: give the half-built copy's space back at once.
+            if let Err(destroy) = fresh.destroy() {
+                tracing::warn!(error = %destroy, "could not remove a failed defrag copy");
+            }
+            return Err(e);
+        }
         let active = self.backend.replace_with(fresh)?;
         let old = std::mem::replace(&mut self.backend, Arc::new(active));
         if let Ok(old) = Arc::try_unwrap(old) {

@@ -93,6 +93,7 @@ impl EtcdServer {
             removed: AtomicBool::new(false),
             removed_members: RwLock::new(opened.meta.removed.clone()),
             reconfig: tokio::sync::Mutex::new(()),
+            defrag: Mutex::new(()),
             db_size_bytes: AtomicU64::new(0),
             db_size_in_use_bytes: AtomicU64::new(0),
             next_request_id: AtomicU64::new(first_request_id(member_id)),

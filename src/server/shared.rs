@@ -3,8 +3,10 @@
 //! and the driver's bounded input queue.
 //!
 //! Lock order: never hold two of `store`, `members`, `removed_members`, `leaderless_since`
-//! at once, except `store` then `lessor`; none is
-//! ever held across an `.await` or while sending into `inputs`.
+//! at once, except `store` then `lessor`; none is ever held across an `.await` or while
+//! sending into `inputs`. `defrag` comes before `store` (a defrag holds it throughout and
+//! takes the store lock briefly, several times); `reconfig` (async) is held across the
+//! awaits of one membership request and before any of the others.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -139,6 +141,10 @@ pub struct Shared {
     /// requests through this member never check against a view a concurrent one is about
     /// to change (the apply-time check in `reconfig.rs` covers the rest).
     pub reconfig: tokio::sync::Mutex<()>,
+    /// Held by a defragmentation from start to switch (on a blocking thread): a second
+    /// Defragment (an etcdctl retry after its 5 s timeout) waits instead of copying beside
+    /// it and then redoing the copy under the store lock.
+    pub defrag: Mutex<()>,
     /// Backend size as last measured by the driver (about once a second).
     pub db_size_bytes: AtomicU64,
     /// Bytes of live backend entries as last measured (what the quota is checked against).

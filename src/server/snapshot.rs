@@ -40,6 +40,11 @@ impl EtcdServer {
     /// for the last pass and the switch (`Store::defrag_finish`). Blocking: call it on a
     /// blocking thread.
     pub fn defragment(&self) -> Result<DefragReport, ServerError> {
+        let _one_at_a_time = self
+            .shared()
+            .defrag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let mut copy = self.shared().store()?.defrag_begin()?;
         for _ in 0..DEFRAG_PASSES_MAX {
             let head = self.shared().store()?.current_revision();

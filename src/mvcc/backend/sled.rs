@@ -158,8 +158,11 @@ impl SledBackend {
                 0
             }
         };
-        remove_stale(dir, generation)?;
+        // Only once the live generation's lock is ours: a second opener of a directory a
+        // running server uses (a tool run by mistake) must fail on the lock, not first
+        // delete that server's in-progress sibling (a defrag copy, a snapshot install).
         let db = open_db(&db_dir(dir, generation), &config)?;
+        remove_stale(dir, generation)?;
         Ok(SledBackend {
             dir: dir.to_path_buf(),
             generation,
