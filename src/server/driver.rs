@@ -68,8 +68,8 @@ pub struct Driver {
     last_publish: Option<Instant>,
     /// "took too long" thresholds and the leader's heartbeat clock (`slow_ops.rs`).
     pub(super) slow: SlowOps,
-    /// Conf changes Raft refused (no leader, or an earlier change not yet applied):
-    /// retried while their waiter waits.
+    /// Conf changes Raft refused (an earlier change not yet applied): retried while their
+    /// waiter waits and this member still leads (else answered `NotLeader`).
     stalled_conf: Vec<(u64, raft::ConfChange)>,
     /// Set when this member applied its own removal: the driver stops then (after a few
     /// ticks, so that the answer to the removal and the last messages get out).
@@ -330,10 +330,20 @@ impl Driver {
         self.batch = std::mem::take(&mut self.stalled);
         self.batch.retain(|(id, _)| waiters.contains_key(id));
         self.propose_batch();
+        let leading = self.raw.leader() == Some(self.raw.id());
         for (id, cc) in std::mem::take(&mut self.stalled_conf) {
-            if self.waiters.get(&id).is_some_and(|(w, _)| !w.is_closed())
-                && self.raw.propose_conf_change(cc.clone()).is_err()
-            {
+            if !self.waiters.get(&id).is_some_and(|(w, _)| !w.is_closed()) {
+                continue;
+            }
+            if !leading {
+                // Its checks ran on the leader this member was; a new leader must run them
+                // again: the client (or the relaying follower) retries there.
+                if let Some((waiter, _)) = self.waiters.remove(&id) {
+                    let _ = waiter.send(Err(ServerError::NotLeader));
+                }
+                continue;
+            }
+            if self.raw.propose_conf_change(cc.clone()).is_err() {
                 self.stalled_conf.push((id, cc));
             }
         }
