@@ -332,7 +332,7 @@ impl Driver {
         self.propose_batch();
         let leading = self.raw.leader() == Some(self.raw.id());
         for (id, cc) in std::mem::take(&mut self.stalled_conf) {
-            if !self.waiters.get(&id).is_some_and(|(w, _)| !w.is_closed()) {
+            if self.waiters.get(&id).is_none_or(|(w, _)| w.is_closed()) {
                 continue;
             }
             if !leading {
