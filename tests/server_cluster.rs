@@ -118,6 +118,21 @@ async fn lagging_member_catches_up_from_a_snapshot() {
         (net.snapshots_delivered.load(Ordering::SeqCst) >= 1).then_some(())
     })
     .await;
+    // And the install shows in etcd's metrics: timed, and no longer in progress.
+    let saves = "etcd_snap_db_save_total_duration_seconds";
+    wait_for("the image install to be timed", || async {
+        let text = lagger.metrics().encode_text();
+        (histogram_count(&text, saves) >= 1).then_some(())
+    })
+    .await;
+    let text = lagger.metrics().encode_text();
+    let in_progress = "etcd_server_snapshot_apply_in_progress_total ";
+    let line = text.lines().find(|l| l.starts_with(in_progress));
+    assert_eq!(
+        line.map(|l| l[in_progress.len()..].trim()),
+        Some("0"),
+        "{text}"
+    );
     for i in 0..60 {
         assert_eq!(
             value_of(&lagger, &format!("k{i:02}")).await,
