@@ -101,7 +101,14 @@ pub fn apply_entries<B: Backend>(
                 if let Err(refused) =
                     conf_change_applies(&cx.raw.conf_state(), &cc, is_promote(&cc))
                 {
-                    tracing::warn!(index = e.index.0, node = %cc.node, %refused, "conf change refused when applied");
+                    // Info, not a warning: a member that joined replays the changes that
+                    // led to its own membership, which its configuration already holds.
+                    tracing::info!(
+                        index = e.index.0,
+                        node = %cc.node,
+                        %refused,
+                        "conf change not applied: the configuration already reflects it or it lost a race"
+                    );
                     if fresh {
                         let request_id = member_context(&cc).request_id;
                         out.results.push((request_id, e.data.clone(), Err(refused)));
