@@ -472,3 +472,33 @@ fn defrag_finish_after_an_install_copies_the_installed_state() {
         );
     }
 }
+
+/// A defrag whose old backend a hash still reads cannot delete it at the switch; the store
+/// keeps it retired and `reap_retired` deletes it once the hash is done (before, its
+/// directory stayed on disk until the next open).
+#[test]
+fn a_backend_still_read_at_a_defrag_is_reaped_once_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let generations = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("db.")
+            })
+            .count()
+    };
+    let mut store = Store::open(open_sled(dir.path(), &SledConfig::default())).expect("open");
+    build(&mut store, &mut StdRng::seed_from_u64(1), 1800);
+    let hasher = store.hash_kv_start(0).expect("hash_kv_start");
+    store.defrag().expect("defrag");
+    assert_eq!(generations(), 2, "the old backend is still read");
+    assert_eq!(store.reap_retired().expect("reap"), 1, "reaped while held");
+    let hash = hasher.finish().expect("finish");
+    assert_eq!(store.reap_retired().expect("reap"), 0);
+    assert_eq!(generations(), 1, "the old backend's directory is gone");
+    assert_eq!(store.hash_kv(0).expect("hash_kv").hash, hash.hash);
+}

@@ -144,9 +144,7 @@ impl<B: Backend> Store<B> {
         }
         let active = self.backend.replace_with(fresh)?;
         let old = std::mem::replace(&mut self.backend, Arc::new(active));
-        if let Ok(old) = Arc::try_unwrap(old) {
-            old.destroy()?;
-        }
+        self.retire(old)?;
         let size_after_bytes = self.backend.size_bytes()?;
         tracing::info!(
             size_before_bytes,

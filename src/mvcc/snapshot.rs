@@ -268,10 +268,9 @@ impl<B: Backend> Store<B> {
             // The disk now holds the new state; this store no longer describes it.
             self.poisoned = true;
         })?;
-        let old = std::mem::replace(self, installed);
-        if let Ok(backend) = Arc::try_unwrap(old.backend) {
-            backend.destroy()?;
-        }
+        let mut old = std::mem::replace(self, installed);
+        self.retired = std::mem::take(&mut old.retired);
+        self.retire(old.backend)?;
         tracing::info!(
             applied_index = self.applied_index,
             revision = self.current_revision,

@@ -83,6 +83,9 @@ pub struct Store<B: Backend> {
     pub(crate) exports_active: Arc<AtomicUsize>,
     /// Set when a commit failed: memory may be ahead of disk.
     pub(crate) poisoned: bool,
+    /// Backends a defrag or a snapshot install switched away from while a reader (a hash,
+    /// an export) still held them; destroyed by [`Store::reap_retired`] once free.
+    pub(crate) retired: Vec<Arc<B>>,
 }
 
 pub(crate) fn decode_meta_i64(raw: Option<Vec<u8>>, name: &[u8]) -> Result<Option<i64>> {
@@ -123,6 +126,7 @@ impl<B: Backend> Store<B> {
             key_bucket_entries: 0,
             exports_active: Arc::new(AtomicUsize::new(0)),
             poisoned: false,
+            retired: Vec::new(),
         };
         store.rebuild_index()?;
         if scheduled > finished {
@@ -298,6 +302,27 @@ impl<B: Backend> Store<B> {
             );
         }
         self.index.check_invariants();
+    }
+
+    /// Destroys `old` (a backend this store switched away from) now if nothing else holds
+    /// it, else keeps it for [`Store::reap_retired`].
+    pub(crate) fn retire(&mut self, old: Arc<B>) -> Result<()> {
+        match Arc::try_unwrap(old) {
+            Ok(old) => old.destroy(),
+            Err(held) => {
+                self.retired.push(held);
+                Ok(())
+            }
+        }
+    }
+
+    /// Destroys the retired backends no reader holds any more, giving their space back;
+    /// returns how many remain. Cheap: the server calls it about once a second.
+    pub fn reap_retired(&mut self) -> Result<usize> {
+        for old in std::mem::take(&mut self.retired) {
+            self.retire(old)?;
+        }
+        Ok(self.retired.len())
     }
 
     /// Number of snapshot exports in progress.

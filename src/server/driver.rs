@@ -318,9 +318,14 @@ impl Driver {
         Ok(())
     }
 
-    /// Mirrors the backend size into the metrics and the quota check.
+    /// Mirrors the backend size into the metrics and the quota check, and reaps retired
+    /// backends.
     fn refresh_db_size(&mut self) -> Result<(), ServerError> {
-        let size = self.shared.store()?.db_size()?;
+        let mut store = self.shared.store()?;
+        // Backends a defrag or an install left to a reader go once the reader is done.
+        store.reap_retired()?;
+        let size = store.db_size()?;
+        drop(store);
         self.shared.note_db_size(&size);
         Ok(())
     }
