@@ -142,7 +142,13 @@ impl<B: Backend> Store<B> {
             }
             return Err(e);
         }
-        let active = self.backend.replace_with(fresh)?;
+        // A failed switch may have renamed CURRENT already (only its directory fsync
+        // failed): which backend the next open loads is unknown, so this store takes no
+        // more writes (poisoned, as after a failed commit) and a restart sorts it out.
+        let active = self
+            .backend
+            .replace_with(fresh)
+            .inspect_err(|_| self.poisoned = true)?;
         let old = std::mem::replace(&mut self.backend, Arc::new(active));
         self.retire(old)?;
         let size_after_bytes = self.backend.size_bytes()?;

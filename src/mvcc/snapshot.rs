@@ -263,7 +263,13 @@ impl<B: Backend> Store<B> {
             fresh.destroy()?;
             return Err(e);
         }
-        let active = self.backend.replace_with(fresh)?;
+        // A failed switch may have renamed CURRENT already (only its directory fsync
+        // failed): which backend the next open loads is unknown, so this store takes no
+        // more writes (poisoned, as after a failed commit) and a restart sorts it out.
+        let active = self
+            .backend
+            .replace_with(fresh)
+            .inspect_err(|_| self.poisoned = true)?;
         let installed = Store::open(active).inspect_err(|_| {
             // The disk now holds the new state; this store no longer describes it.
             self.poisoned = true;
