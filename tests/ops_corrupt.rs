@@ -353,3 +353,32 @@ fn rot_value_refuses_what_it_cannot_rot() {
     let got = c.ctl(0, &["get", "k", "--print-value-only"]).ok("get");
     assert_eq!(got.out().trim(), "v", "a refused rot changed the value");
 }
+
+/// The leader's periodic check covers a learner: a learner refuses client HashKV (`rpc not
+/// supported for learner`) but answers the one a peer's corruption check sends.
+#[test]
+fn the_periodic_check_covers_a_learner() {
+    let Some(binary) = require_raftkv() else {
+        return;
+    };
+    let opts = ClusterOptions {
+        extra_args: vec!["--experimental-corrupt-check-time=300ms".to_string()],
+        ..ClusterOptions::default()
+    };
+    let mut c = Cluster::start(&binary, &opts);
+    c.ctl(0, &["put", "k", "v"]).ok("put");
+    let i = c.prepare_member();
+    c.member_add(0, i, true);
+    c.start_joining(i);
+    wait_published(&c);
+    poll("a periodic round that compared with the learner", || {
+        c.log_tail(0, 100_000)
+            .lines()
+            .any(|l| l.contains("finished peer corruption check") && l.contains("checked=1"))
+    });
+    let refused = c.ctl(i, &["endpoint", "hashkv"]);
+    assert!(
+        refused.stderr.contains("rpc not supported for learner"),
+        "a client's HashKV on a learner: {refused:?}"
+    );
+}

@@ -172,9 +172,13 @@ async fn hash_kv_at(url: &str, revision: i64, timeout: Duration) -> Result<PeerA
         .connect()
         .await
         .map_err(|e| crate::ctl::client::error_chain(&e))?;
-    let reply = MaintenanceClient::new(channel)
-        .hash_kv(HashKvRequest { revision })
-        .await;
+    let mut request = tonic::Request::new(HashKvRequest { revision });
+    // A learner answers peers' corruption checks (as etcd's do on its peer port).
+    request.metadata_mut().insert(
+        super::learner::PEER_CHECK_HEADER,
+        "1".parse().expect("ascii"),
+    );
+    let reply = MaintenanceClient::new(channel).hash_kv(request).await;
     match reply {
         Ok(reply) => {
             let r = reply.into_inner();

@@ -4,7 +4,8 @@
 //!
 //! [`refuse_on_learner`] is an axum middleware on the gRPC routes; it lets `KV.Range`
 //! through because only the handler can see the `serializable` flag ([`check_range`]).
-//! Plain HTTP routes (`/health`, `/metrics`, ...) are not gRPC and are never refused.
+//! Plain HTTP routes (`/health`, `/metrics`, ...) are not gRPC and are never refused, nor
+//! is the HashKV a peer's corruption check sends (marked with [`PEER_CHECK_HEADER`]).
 //! Called by `serve.rs` (the layer) and `kv.rs` (the Range check).
 
 use axum::extract::{Request, State};
@@ -21,8 +22,19 @@ const LEARNER_PATHS: [&str; 2] = ["/etcdserverpb.KV/Range", "/etcdserverpb.Maint
 /// Path prefixes of the gRPC services the rule covers.
 const GRPC_PREFIXES: [&str; 2] = ["/etcdserverpb.", "/grpc.health.v1."];
 
-/// Whether a learner refuses a call to `path`.
-fn refused_path(path: &str) -> bool {
+/// Marks a HashKV sent by a peer's corruption check (`corrupt_check.rs`): a learner answers
+/// it, so that learners are checked too (etcd's peers ask on the peer port, which learners
+/// serve).
+pub const PEER_CHECK_HEADER: &str = "raftkv-peer-corrupt-check";
+
+const HASH_KV_PATH: &str = "/etcdserverpb.Maintenance/HashKV";
+
+/// Whether a learner refuses a call to `path`; `peer_check`: the call carries
+/// [`PEER_CHECK_HEADER`].
+fn refused_path(path: &str, peer_check: bool) -> bool {
+    if peer_check && path == HASH_KV_PATH {
+        return false;
+    }
     GRPC_PREFIXES.iter().any(|p| path.starts_with(p)) && !LEARNER_PATHS.contains(&path)
 }
 
@@ -32,7 +44,8 @@ pub async fn refuse_on_learner(
     req: Request,
     next: Next,
 ) -> Response {
-    if server.is_learner() && refused_path(req.uri().path()) {
+    let peer_check = req.headers().contains_key(PEER_CHECK_HEADER);
+    if server.is_learner() && refused_path(req.uri().path(), peer_check) {
         let status: Status = ServerError::NotSupportedForLearner.into();
         return status.into_http();
     }
@@ -53,10 +66,19 @@ mod tests {
 
     #[test]
     fn learners_serve_status_and_range_only() {
-        assert!(!refused_path("/etcdserverpb.Maintenance/Status"));
-        assert!(!refused_path("/etcdserverpb.KV/Range"));
-        assert!(!refused_path("/health"));
-        assert!(!refused_path("/metrics"));
+        assert!(!refused_path("/etcdserverpb.Maintenance/Status", false));
+        assert!(!refused_path("/etcdserverpb.KV/Range", false));
+        assert!(!refused_path("/health", false));
+        assert!(!refused_path("/metrics", false));
+        assert!(
+            !refused_path("/etcdserverpb.Maintenance/HashKV", true),
+            "peer check"
+        );
+        assert!(refused_path("/etcdserverpb.Maintenance/HashKV", false));
+        assert!(
+            refused_path("/etcdserverpb.KV/Put", true),
+            "only HashKV is let through"
+        );
         for path in [
             "/etcdserverpb.KV/Put",
             "/etcdserverpb.Watch/Watch",
@@ -66,7 +88,7 @@ mod tests {
             "/etcdserverpb.Maintenance/Snapshot",
             "/grpc.health.v1.Health/Check",
         ] {
-            assert!(refused_path(path), "{path}");
+            assert!(refused_path(path, false), "{path}");
         }
     }
 }
