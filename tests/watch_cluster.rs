@@ -42,22 +42,7 @@ fn a_watch_on_a_follower_sees_every_event(binary: &ServerBinary) {
         for _ in 0..150 {
             w.step(32).await;
         }
-        let expected: Vec<_> = list.iter().map(|x| x.expected(&w.events)).collect();
-        s.read_until(|g| {
-            ids.iter()
-                .zip(&expected)
-                .all(|(id, e)| g.get(id).map_or(0, Vec::len) >= e.len())
-        })
-        .await;
-        let got = s.events();
-        for ((id, e), want) in ids.iter().zip(&expected).zip(&list) {
-            assert_eq!(
-                got.get(id).cloned().unwrap_or_default(),
-                *e,
-                "seed {seed}: {want:?}"
-            );
-        }
-        s.assert_atomic(seed);
+        s.expect_events(&ids, &list, &w.events, seed).await;
     });
 }
 

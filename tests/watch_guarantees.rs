@@ -82,22 +82,7 @@ fn ordered_unique_reliable_atomic_prev_kv_filters(binary: &ServerBinary) {
         for _ in 0..150 {
             w.step(16).await;
         }
-        let expected: Vec<Vec<Ev>> = list.iter().map(|x| x.expected(&w.events)).collect();
-        s.read_until(|got| {
-            ids.iter()
-                .zip(&expected)
-                .all(|(id, e)| got.get(id).map_or(0, Vec::len) >= e.len())
-        })
-        .await;
-        let got = s.events();
-        for ((id, e), want) in ids.iter().zip(&expected).zip(&list) {
-            assert_eq!(
-                got.get(id).cloned().unwrap_or_default(),
-                *e,
-                "seed {seed}: {want:?}"
-            );
-        }
-        s.assert_atomic(seed);
+        s.expect_events(&ids, &list, &w.events, seed).await;
     });
 }
 

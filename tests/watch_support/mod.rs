@@ -338,6 +338,28 @@ impl Stream {
         out
     }
 
+    /// Reads until each watcher `ids[i]` (created for `wants[i]`) has as many events as the
+    /// writer's model says it must, then asserts it got exactly those, and that no
+    /// revision's events were split over two responses.
+    pub async fn expect_events(&mut self, ids: &[i64], wants: &[Want], model: &[Ev], seed: u64) {
+        let expected: Vec<Vec<Ev>> = wants.iter().map(|w| w.expected(model)).collect();
+        self.read_until(|got| {
+            ids.iter()
+                .zip(&expected)
+                .all(|(id, e)| got.get(id).map_or(0, Vec::len) >= e.len())
+        })
+        .await;
+        let got = self.events();
+        for ((id, e), want) in ids.iter().zip(&expected).zip(wants) {
+            assert_eq!(
+                got.get(id).cloned().unwrap_or_default(),
+                *e,
+                "seed {seed}: {want:?}"
+            );
+        }
+        self.assert_atomic(seed);
+    }
+
     /// Asserts no revision's events of one watcher are split over two responses.
     pub fn assert_atomic(&self, seed: u64) {
         let mut last: HashMap<i64, i64> = HashMap::new();
